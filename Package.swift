@@ -1,0 +1,138 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "MirrorGate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mirrorgate", targets: ["MirrorGate"]),
+        .library(name: "MirrorGateCore", targets: ["MirrorGateCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        /// The registry protocol: names, references, digests, media types, Accept negotiation, ranges, errors.
+        .target(
+            name: "RegistryModel",
+            swiftSettings: swiftSettings
+        ),
+        /// `gateway.yaml`: decoding, environment expansion and validation.
+        .target(
+            name: "MirrorGateConfig",
+            dependencies: [
+                "RegistryModel",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        /// Content-addressed blob storage and the metadata store.
+        .target(
+            name: "MirrorGateStorage",
+            dependencies: [
+                "RegistryModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        /// Talking to upstream registries: HTTP, token auth, redirects, streaming bodies.
+        .target(
+            name: "MirrorGateUpstream",
+            dependencies: [
+                "RegistryModel",
+                "MirrorGateConfig",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        /// The pull logic: routing a request to upstreams, tag resolution, verified fetch and cache fill.
+        .target(
+            name: "MirrorGateCore",
+            dependencies: [
+                "RegistryModel",
+                "MirrorGateConfig",
+                "MirrorGateStorage",
+                "MirrorGateUpstream",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        /// The HTTP front: Hummingbird routes for the distribution API.
+        .target(
+            name: "MirrorGateHTTP",
+            dependencies: [
+                "RegistryModel",
+                "MirrorGateConfig",
+                "MirrorGateCore",
+                "MirrorGateStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "MirrorGate",
+            dependencies: [
+                "MirrorGateConfig",
+                "MirrorGateCore",
+                "MirrorGateHTTP",
+                "MirrorGateStorage",
+                "MirrorGateUpstream",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MirrorGateTests",
+            dependencies: [
+                "RegistryModel",
+                "MirrorGateConfig",
+                "MirrorGateStorage",
+                "MirrorGateCore",
+                "MirrorGateHTTP",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "RegistryModel",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import MirrorGateConfig
+import MirrorGateCore
+import MirrorGateHTTP
+import MirrorGateStorage
+import MirrorGateUpstream
+import ServiceLifecycle
+
+/// `mirrorgate serve`: runs the gateway until SIGTERM or SIGINT, then finishes in-flight
+/// responses and exits.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the gateway."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        var logger = Logger(label: "mirrorgate")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+
+        let config: GatewayConfig
+        do {
+            config = try ConfigLoader().load(file: options.config)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        logger.info("listening", metadata: ["address": "\(config.listen)"])
+        for registry in config.registries {
+            logger.info("registry", metadata: [
+                "registry": "\(registry.key)",
+                "upstreams": "\(registry.upstreams.map { "\($0.name) \($0.url)" }.joined(separator: " -> "))",
+            ])
+        }
+
+        let storageRoot = config.storage.path
+        let blobs = try FileBlobStore(root: storageRoot, logger: logger)
+        let metadata = try SQLiteMetadataStore(path: blobs.root + "/metadata.sqlite")
+        let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
+        let router = UpstreamRouter(config: config)
+        let fetcher = BlobFetcher(client: client, router: router, blobs: blobs, metadata: metadata, stallTimeout: config.health.timeout, logger: logger)
+        let service = PullService(config: config, client: client, blobs: blobs, metadata: metadata, fetcher: fetcher, logger: logger)
+        let responder = RegistryResponder<BasicRequestContext>(service: service, namespaces: NamespaceRouter(config: config), logger: logger)
+
+        let app = Application(
+            responder: responder,
+            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: nil),
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: fetcher), .init(service: app)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("stopped with an error", metadata: ["error": "\(error)"])
+        }
+        try await client.shutdown()
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,293 @@
+import Foundation
+import Yams
+
+/// Loads `gateway.yaml`: parses, expands `${VAR}`, reads `password_file`s and validates.
+public struct ConfigLoader: Sendable {
+    public var environment: [String: String]
+    /// Reads a secret file; replaceable in tests.
+    public var readFile: @Sendable (String) throws -> String
+
+    public init(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        readFile: @escaping @Sendable (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }
+    ) {
+        self.environment = environment
+        self.readFile = readFile
+    }
+
+    /// Loads and validates the file at `path`.
+    public func load(file path: String) throws(ConfigError) -> GatewayConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw .unreadable(file: path, reason: (error as NSError).localizedDescription)
+        }
+        return try load(yaml: text, file: path)
+    }
+
+    /// Loads and validates YAML text.
+    public func load(yaml text: String, file: String = "gateway.yaml") throws(ConfigError) -> GatewayConfig {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigError.invalid(key: "registries", line: nil, message: "the configuration is empty; at least one registry is required")
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw .syntax(file: file, line: Self.line(of: error), message: Self.problem(of: error))
+        } catch {
+            throw .syntax(file: file, line: nil, message: "\(error)")
+        }
+        return try decode(ConfigNode(node: root, path: "", environment: environment))
+    }
+
+    private func decode(_ root: ConfigNode) throws(ConfigError) -> GatewayConfig {
+        let top = try root.mapping(allowed: ["listen", "storage", "tags", "default_registry", "health", "registries"])
+
+        let listen = try top["listen"].map { n throws(ConfigError) in try Self.listenAddress(n) } ?? ListenAddress(host: "0.0.0.0", port: 5000)
+
+        var storage = StorageConfig(path: "./data", maxSize: 50 << 30)
+        if let node = top["storage"] {
+            let s = try node.mapping(allowed: ["path", "max_size"])
+            if let p = s["path"] { storage.path = try p.nonEmptyString() }
+            if let m = s["max_size"] {
+                storage.maxSize = try m.byteSize()
+                guard storage.maxSize >= 1 << 20 else { throw m.invalid("must be at least 1MiB") }
+            }
+        }
+
+        var tags = TagConfig(ttl: .seconds(600), serveStale: true)
+        if let node = top["tags"] {
+            let t = try node.mapping(allowed: ["ttl", "serve_stale"])
+            if let ttl = t["ttl"] { tags.ttl = try ttl.duration() }
+            if let stale = t["serve_stale"] { tags.serveStale = try stale.bool() }
+        }
+
+        var health = HealthConfig(interval: .seconds(15), timeout: .seconds(2), failureThreshold: 3)
+        if let node = top["health"] {
+            let h = try node.mapping(allowed: ["interval", "timeout", "failure_threshold"])
+            if let i = h["interval"] {
+                health.interval = try i.duration()
+                guard health.interval >= .milliseconds(100) else { throw i.invalid("must be at least 100ms") }
+            }
+            if let t = h["timeout"] {
+                health.timeout = try t.duration()
+                guard health.timeout >= .milliseconds(10) else { throw t.invalid("must be at least 10ms") }
+            }
+            if let f = h["failure_threshold"] { health.failureThreshold = try f.int(min: 1, max: 1000) }
+        }
+
+        let registriesNode = try top.required("registries")
+        let entries = try registriesNode.freeMapping()
+        guard !entries.isEmpty else { throw registriesNode.invalid("at least one registry is required") }
+        var registries: [RegistryConfig] = []
+        for entry in entries {
+            guard Self.isRegistryHost(entry.key) else {
+                throw ConfigError.invalid(
+                    key: entry.value.path, line: entry.line,
+                    message: "'\(entry.key)' is not a registry host (expected a host name with a dot or a port, or localhost, such as docker.io or registry.local:5000)")
+            }
+            registries.append(try registry(key: entry.key, entry.value))
+        }
+
+        let defaultRegistry: String
+        if let node = top["default_registry"] {
+            defaultRegistry = try node.nonEmptyString()
+            guard registries.contains(where: { $0.key == defaultRegistry }) else {
+                throw node.invalid("'\(defaultRegistry)' is not one of the configured registries (\(registries.map(\.key).joined(separator: ", ")))")
+            }
+        } else {
+            defaultRegistry = registries.contains(where: { $0.key == "docker.io" }) ? "docker.io" : registries[0].key
+        }
+
+        return GatewayConfig(
+            listen: listen, storage: storage, tags: tags, defaultRegistry: defaultRegistry,
+            health: health, registries: registries)
+    }
+
+    private func registry(key: String, _ node: ConfigNode) throws(ConfigError) -> RegistryConfig {
+        let r = try node.mapping(allowed: ["upstreams"])
+        let list = try r.required("upstreams")
+        let items = try list.sequence()
+        guard !items.isEmpty else { throw list.invalid("at least one upstream is required") }
+        var upstreams: [UpstreamConfig] = []
+        for item in items {
+            let upstream = try self.upstream(item)
+            if upstreams.contains(where: { $0.name == upstream.name }) {
+                throw item.invalid("upstream name '\(upstream.name)' is used twice in this registry; give each a distinct name:")
+            }
+            upstreams.append(upstream)
+        }
+        return RegistryConfig(key: key, upstreams: upstreams)
+    }
+
+    private func upstream(_ node: ConfigNode) throws(ConfigError) -> UpstreamConfig {
+        let u = try node.mapping(allowed: [
+            "name", "url", "prefix", "username", "password", "password_file", "budget", "resolve",
+            "skip_tls_verify", "auth_hosts",
+        ])
+        let urlNode = try u.required("url")
+        let url = try Self.upstreamURL(urlNode)
+        var config = UpstreamConfig(name: url.host, url: url)
+        if let n = u["name"] {
+            config.name = try n.nonEmptyString()
+            guard config.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }), config.name.count <= 64 else {
+                throw n.invalid("must be 1-64 characters of letters, digits, '.', '_' or '-'")
+            }
+        }
+        if let p = u["prefix"] {
+            let prefix = try p.string().trimmingCharacters(in: "/")
+            if !prefix.isEmpty {
+                for component in prefix.split(separator: "/", omittingEmptySubsequences: false) {
+                    guard Self.isRepositoryComponent(component) else {
+                        throw p.invalid("'\(prefix)' is not a repository path (lowercase letters, digits and separators, components joined by '/')")
+                    }
+                }
+            }
+            config.prefix = prefix
+        }
+        if let n = u["username"] { config.username = try n.nonEmptyString() }
+        if let p = u["password"], let f = u["password_file"] {
+            _ = p
+            throw f.invalid("set either password or password_file, not both")
+        }
+        if let p = u["password"] { config.password = Secret(try p.string()) }
+        if let f = u["password_file"] {
+            let path = try f.nonEmptyString()
+            do {
+                var secret = try readFile(path)
+                while secret.last == "\n" || secret.last == "\r" { secret.removeLast() }
+                config.password = Secret(secret)
+            } catch {
+                throw ConfigError.unreadableSecretFile(path: path, key: f.path, line: f.line, reason: Self.reason(error))
+            }
+        }
+        if config.username != nil, config.password == nil {
+            throw (u["username"] ?? node).invalid("username is set but neither password nor password_file is")
+        }
+        if config.password != nil, config.username == nil {
+            throw (u["password"] ?? u["password_file"] ?? node).invalid("a password needs a username")
+        }
+        if let b = u["budget"] {
+            let budget = try b.mapping(allowed: ["pulls", "window"])
+            let pulls = try budget.required("pulls").int(min: 1)
+            let windowNode = try budget.required("window")
+            let window = try windowNode.duration()
+            guard window >= .seconds(1) else { throw windowNode.invalid("must be at least 1s") }
+            config.budget = BudgetConfig(pulls: pulls, window: window)
+        }
+        if let r = u["resolve"] { config.resolve = try r.bool() }
+        if let s = u["skip_tls_verify"] { config.skipTLSVerify = try s.bool() }
+        if let a = u["auth_hosts"] {
+            config.authHosts = try a.sequence().map { h throws(ConfigError) in
+                let host = try h.nonEmptyString().lowercased()
+                guard Self.isHostName(host) else { throw h.invalid("'\(host)' is not a host name") }
+                return host
+            }
+        }
+        return config
+    }
+
+    // MARK: - Value checks
+
+    static func listenAddress(_ node: ConfigNode) throws(ConfigError) -> ListenAddress {
+        let s = try node.nonEmptyString()
+        var host: String
+        let portText: Substring
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]"), s[s.index(after: close)...].hasPrefix(":") else {
+                throw node.invalid("expected host:port, such as 0.0.0.0:5000 or [::]:5000")
+            }
+            host = String(s[s.index(after: s.startIndex)..<close])
+            portText = s[s.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = s.lastIndex(of: ":") else { throw node.invalid("expected host:port, such as 0.0.0.0:5000") }
+            host = String(s[..<colon])
+            portText = s[s.index(after: colon)...]
+        }
+        if host.isEmpty { host = "0.0.0.0" }
+        guard let port = Int(portText), (0...65535).contains(port) else {
+            throw node.invalid("port must be a number from 0 to 65535")
+        }
+        return ListenAddress(host: host, port: port)
+    }
+
+    static func upstreamURL(_ node: ConfigNode) throws(ConfigError) -> UpstreamURL {
+        let s = try node.nonEmptyString()
+        guard let components = URLComponents(string: s), let scheme = components.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+        else {
+            throw node.invalid("'\(s)' is not an http:// or https:// URL with a host")
+        }
+        guard components.user == nil, components.password == nil else {
+            throw node.invalid("put credentials in username and password, not in the URL")
+        }
+        guard components.query == nil, components.fragment == nil else {
+            throw node.invalid("the URL must not have a query or fragment")
+        }
+        if let port = components.port, !(1...65535).contains(port) {
+            throw node.invalid("port must be from 1 to 65535")
+        }
+        var path = components.path
+        while path.hasSuffix("/") { path.removeLast() }
+        if path.hasSuffix("/v2") { path.removeLast(3) }
+        return UpstreamURL(scheme: scheme, host: host.lowercased(), port: components.port, basePath: path)
+    }
+
+    /// A registry host as clients name it: contains a dot or a port, or is `localhost`.
+    public static func isRegistryHost(_ s: String) -> Bool {
+        var host = Substring(s)
+        if let colon = s.lastIndex(of: ":") {
+            guard let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return false }
+            host = s[..<colon]
+        } else if !s.contains("."), s != "localhost" {
+            return false
+        }
+        return isHostName(String(host))
+    }
+
+    static func isHostName(_ s: String) -> Bool {
+        guard !s.isEmpty, s.count <= 253 else { return false }
+        return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.first != "-" && label.last != "-"
+                && label.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
+        }
+    }
+
+    static func isRepositoryComponent(_ s: Substring) -> Bool {
+        !s.isEmpty && s.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || "._-".contains($0)) }
+            && s.first!.isLetterOrDigit && s.last!.isLetterOrDigit
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        let ns = error as NSError
+        if ns.domain == NSCocoaErrorDomain, ns.code == NSFileReadNoSuchFileError { return "no such file" }
+        if ns.domain == NSCocoaErrorDomain, ns.code == NSFileReadNoPermissionError { return "permission denied" }
+        return ns.localizedDescription
+    }
+
+    private static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): mark.line
+        default: nil
+        }
+    }
+
+    private static func problem(of error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
+            context.map { "\($0.text) \(problem)" } ?? problem
+        case .duplicatedKeysInMapping(let duplicates, _):
+            "duplicate keys: \(duplicates.joined(separator: ", "))"
+        default:
+            "\(error)"
+        }
+    }
+}
+
+extension Character {
+    var isLetterOrDigit: Bool { isASCII && (isLetter || isNumber) }
+}

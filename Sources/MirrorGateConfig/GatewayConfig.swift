@@ -1,0 +1,176 @@
+/// The whole of `gateway.yaml`, decoded and validated.
+public struct GatewayConfig: Sendable, Equatable {
+    /// Address the HTTP front binds.
+    public var listen: ListenAddress
+    public var storage: StorageConfig
+    public var tags: TagConfig
+    /// Registry used for requests that name none (a configured registry key).
+    public var defaultRegistry: String
+    public var health: HealthConfig
+    /// Registries in the order they appear in the file.
+    public var registries: [RegistryConfig]
+
+    public init(
+        listen: ListenAddress,
+        storage: StorageConfig,
+        tags: TagConfig,
+        defaultRegistry: String,
+        health: HealthConfig,
+        registries: [RegistryConfig]
+    ) {
+        self.listen = listen
+        self.storage = storage
+        self.tags = tags
+        self.defaultRegistry = defaultRegistry
+        self.health = health
+        self.registries = registries
+    }
+
+    /// The registry configured under `key`.
+    public func registry(_ key: String) -> RegistryConfig? {
+        registries.first { $0.key == key }
+    }
+}
+
+/// `host:port` to listen on.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// `storage:`: where the cache lives and how large it may grow.
+public struct StorageConfig: Sendable, Equatable {
+    /// Cache root directory.
+    public var path: String
+    /// Upper bound of the cache in bytes.
+    public var maxSize: UInt64
+    public init(path: String, maxSize: UInt64) {
+        self.path = path
+        self.maxSize = maxSize
+    }
+}
+
+/// `tags:`: how long tag answers are trusted, and what to do when nobody can answer.
+public struct TagConfig: Sendable, Equatable {
+    /// A tag→digest answer younger than this is served without asking upstream.
+    public var ttl: Duration
+    /// Serve the last known digest when no upstream can answer.
+    public var serveStale: Bool
+    public init(ttl: Duration, serveStale: Bool) {
+        self.ttl = ttl
+        self.serveStale = serveStale
+    }
+}
+
+/// `health:`: probing and timeouts.
+public struct HealthConfig: Sendable, Equatable {
+    /// Active probe period.
+    public var interval: Duration
+    /// Connect and first-byte timeout of every upstream request; also the longest a body may stall.
+    public var timeout: Duration
+    /// Consecutive failures that open an upstream's circuit.
+    public var failureThreshold: Int
+    public init(interval: Duration, timeout: Duration, failureThreshold: Int) {
+        self.interval = interval
+        self.timeout = timeout
+        self.failureThreshold = failureThreshold
+    }
+}
+
+/// One registry clients pull from, with its ordered upstreams.
+public struct RegistryConfig: Sendable, Equatable {
+    /// The registry host clients name (`docker.io`, `ghcr.io`, `registry.example.com:5000`).
+    public var key: String
+    /// Tried in this order.
+    public var upstreams: [UpstreamConfig]
+    public init(key: String, upstreams: [UpstreamConfig]) {
+        self.key = key
+        self.upstreams = upstreams
+    }
+}
+
+/// A pull budget: at most `pulls` manifest GETs per `window`.
+public struct BudgetConfig: Sendable, Equatable {
+    public var pulls: Int
+    public var window: Duration
+    public init(pulls: Int, window: Duration) {
+        self.pulls = pulls
+        self.window = window
+    }
+}
+
+/// A secret that never prints itself.
+public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+}
+
+/// One upstream registry endpoint.
+public struct UpstreamConfig: Sendable, Equatable {
+    /// Name used in logs and status; defaults to the URL's host.
+    public var name: String
+    public var url: UpstreamURL
+    /// Repository prefix on the upstream (for example a Harbor proxy project).
+    public var prefix: String
+    public var username: String?
+    public var password: Secret?
+    public var budget: BudgetConfig?
+    /// When `false`, the upstream serves content by digest only and is never asked for tags.
+    public var resolve: Bool
+    public var skipTLSVerify: Bool
+    /// Extra hosts allowed to receive this upstream's credentials as a token realm.
+    public var authHosts: [String]
+
+    public init(
+        name: String,
+        url: UpstreamURL,
+        prefix: String = "",
+        username: String? = nil,
+        password: Secret? = nil,
+        budget: BudgetConfig? = nil,
+        resolve: Bool = true,
+        skipTLSVerify: Bool = false,
+        authHosts: [String] = []
+    ) {
+        self.name = name
+        self.url = url
+        self.prefix = prefix
+        self.username = username
+        self.password = password
+        self.budget = budget
+        self.resolve = resolve
+        self.skipTLSVerify = skipTLSVerify
+        self.authHosts = authHosts
+    }
+}
+
+/// A validated `http://` or `https://` base URL.
+public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
+    public var scheme: String
+    public var host: String
+    public var port: Int?
+    /// Path in front of `/v2/`, without a trailing slash (usually empty).
+    public var basePath: String
+
+    public init(scheme: String, host: String, port: Int?, basePath: String) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.basePath = basePath
+    }
+
+    /// `scheme://host[:port]`
+    public var origin: String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        return port.map { "\(scheme)://\(h):\($0)" } ?? "\(scheme)://\(h)"
+    }
+
+    public var description: String { origin + basePath }
+}

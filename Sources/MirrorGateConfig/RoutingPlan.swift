@@ -1,0 +1,34 @@
+extension GatewayConfig {
+    /// A human-readable summary of where requests go, printed by `mirrorgate check` and logged at start-up.
+    public var routingPlan: String {
+        var lines: [String] = []
+        lines.append("listen: \(listen)")
+        lines.append("storage: \(storage.path) (max \(Self.formatBytes(storage.maxSize)))")
+        lines.append("tags: ttl \(ConfigValues.format(tags.ttl)), serve_stale \(tags.serveStale)")
+        lines.append("default registry: \(defaultRegistry)")
+        for registry in registries {
+            lines.append("registry \(registry.key):")
+            for (index, upstream) in registry.upstreams.enumerated() {
+                var notes: [String] = []
+                if !upstream.prefix.isEmpty { notes.append("prefix \(upstream.prefix)") }
+                if upstream.username != nil { notes.append("credentials: \(upstream.username!)") }
+                if let budget = upstream.budget { notes.append("budget \(budget.pulls)/\(ConfigValues.format(budget.window))") }
+                if !upstream.resolve { notes.append("digests only") }
+                if upstream.skipTLSVerify { notes.append("TLS not verified") }
+                lines.append("  \(index + 1). \(upstream.name) \(upstream.url)" + (notes.isEmpty ? "" : " [\(notes.joined(separator: ", "))]"))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func formatBytes(_ n: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = n
+        var unit = 0
+        while value >= 1024, value % 1024 == 0, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return "\(value)\(units[unit])"
+    }
+}

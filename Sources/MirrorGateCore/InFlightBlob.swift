@@ -1,0 +1,161 @@
+import MirrorGateStorage
+import NIOCore
+import NIOPosix
+import RegistryModel
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A blob being fetched from upstream into a temporary file, shared by every client that
+/// asks for it meanwhile. Readers follow the growing file with their own pace; the bytes of
+/// the newest chunk stay hidden until the next one lands or the digest verifies, so no
+/// client ever receives a complete blob that fails verification.
+public final class InFlightBlob: Sendable {
+    public let digest: Digest
+
+    /// An open read descriptor of one temporary file; closed when the last holder lets go.
+    final class SharedFile: Sendable {
+        let fd: Int32
+        init(fd: Int32) { self.fd = fd }
+        deinit { close(fd) }
+    }
+
+    enum Outcome: Sendable {
+        case verified
+        case failed(RegistryError)
+    }
+
+    struct State: Sendable {
+        var version: UInt64 = 0
+        /// Bumped when the fetch restarts from byte 0 (after a digest mismatch).
+        var generation: Int = 0
+        var file: SharedFile?
+        var size: UInt64?
+        var headKnown = false
+        /// Bytes readers may take.
+        var visible: UInt64 = 0
+        var outcome: Outcome?
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    private let threadPool: NIOThreadPool
+    /// Largest chunk handed to a reader at once.
+    static let readChunk = 1 << 20
+
+    init(digest: Digest, threadPool: NIOThreadPool) {
+        self.digest = digest
+        self.threadPool = threadPool
+    }
+
+    // MARK: Writer side (the fetch)
+
+    func begin(file: SharedFile, restart: Bool) {
+        update { s in
+            if restart { s.generation += 1; s.visible = 0; s.size = nil; s.headKnown = false }
+            s.file = file
+        }
+    }
+
+    func publishHead(size: UInt64?) {
+        update { s in
+            if !s.headKnown { s.size = size; s.headKnown = true }
+        }
+    }
+
+    func publishVisible(_ bytes: UInt64) {
+        update { s in s.visible = max(s.visible, bytes) }
+    }
+
+    func finish(_ outcome: Outcome, size: UInt64?) {
+        update { s in
+            if case .verified = outcome, let size { s.size = size; s.visible = size; s.headKnown = true }
+            s.outcome = outcome
+        }
+    }
+
+    private func update(_ body: (inout State) -> Void) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            body(&s)
+            s.version &+= 1
+            let w = Array(s.waiters.values)
+            s.waiters.removeAll()
+            return w
+        }
+        for w in waiters { w.resume() }
+    }
+
+    private func waitForChange(after version: UInt64) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                if s.version != version { return true }
+                s.waiters[s.nextWaiter] = c
+                s.nextWaiter &+= 1
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+    }
+
+    // MARK: Reader side
+
+    /// Waits until the upstream answered with a head, and returns the blob's size if known.
+    public func size() async throws(RegistryError) -> UInt64? {
+        while true {
+            let (version, headKnown, size, outcome) = state.withLock { ($0.version, $0.headKnown, $0.size, $0.outcome) }
+            if case .failed(let error) = outcome { throw error }
+            if headKnown || outcome != nil { return size }
+            await waitForChange(after: version)
+        }
+    }
+
+    /// Streams bytes `range` (or from `start` to the end when `range` is nil) to `sink` as they
+    /// become available. Throws when the fetch fails or restarts underneath the reader; the
+    /// response must then be aborted.
+    public func read(from start: UInt64, through last: UInt64?, sink: (ByteBuffer) async throws -> Void) async throws {
+        var position = start
+        var generation: Int?
+        while true {
+            let snap = state.withLock { s in
+                (s.version, s.generation, s.file, s.visible, s.size, s.outcome)
+            }
+            let (version, gen, file, visible, size, outcome) = snap
+            if let generation, generation != gen {
+                throw RegistryError(.unknown, status: 502, "upstream content for \(digest) changed during the transfer")
+            }
+            generation = gen
+            if case .failed(let error) = outcome { throw error }
+            let end: UInt64? = last.map { $0 + 1 } ?? (outcome != nil ? size : nil)
+            if let end, position >= end { return }
+            let available = min(visible, end ?? visible)
+            if position < available, let file {
+                let count = Int(min(available - position, UInt64(Self.readChunk)))
+                let buffer = try await pread(file: file, offset: position, count: count)
+                if buffer.readableBytes == 0 {
+                    throw RegistryError(.unknown, status: 502, "short read of in-flight blob \(digest)")
+                }
+                position += UInt64(buffer.readableBytes)
+                try await sink(buffer)
+                continue
+            }
+            if outcome != nil, size == nil { return }
+            await waitForChange(after: version)
+        }
+    }
+
+    private func pread(file: SharedFile, offset: UInt64, count: Int) async throws -> ByteBuffer {
+        try await threadPool.runIfActive {
+            var buffer = ByteBufferAllocator().buffer(capacity: count)
+            let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { ptr in
+                max(0, Glibc.pread(file.fd, ptr.baseAddress, count, off_t(offset)))
+            }
+            _ = n
+            return buffer
+        }
+    }
+}

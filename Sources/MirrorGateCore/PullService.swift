@@ -1,0 +1,356 @@
+import Foundation
+import Logging
+import MirrorGateConfig
+import MirrorGateStorage
+import MirrorGateUpstream
+import NIOCore
+import NIOHTTP1
+import RegistryModel
+
+/// The pull side of the gateway: tag resolution, verified manifest and blob fetches, the
+/// cache, and pass-through listings. Independent of the HTTP server.
+public final class PullService: Sendable {
+    /// A manifest ready to serve.
+    public struct Manifest: Sendable {
+        public var digest: Digest
+        public var mediaType: String
+        public var bytes: ByteBuffer
+        /// Set when the tag answer is stale (no upstream could confirm it).
+        public var staleWarning: String?
+        /// Which upstream answered ("cache" when none was asked).
+        public var source: String
+    }
+
+    /// Where a blob's bytes come from.
+    public enum BlobSource: Sendable {
+        case cached(path: String, size: UInt64)
+        case inFlight(InFlightBlob)
+    }
+
+    /// An upstream answer passed through (tags list, referrers).
+    public struct PassThrough: Sendable {
+        public var status: Int
+        public var contentType: String?
+        public var body: ByteBuffer
+        /// Query of the upstream's `Link: <…>; rel="next"`, to be re-rooted at the gateway.
+        public var nextQuery: String?
+        public var source: String
+    }
+
+    /// Manifests larger than this are refused (containerd rejects over about 4 MiB).
+    public static let manifestLimit = 4 << 20
+
+    let config: GatewayConfig
+    let client: UpstreamClient
+    let router: UpstreamRouter
+    let blobs: any BlobStore
+    let metadata: any MetadataStore
+    let fetcher: BlobFetcher
+    let logger: Logger
+
+    public init(config: GatewayConfig, client: UpstreamClient, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, logger: Logger) {
+        self.config = config
+        self.client = client
+        self.router = fetcher.router
+        self.blobs = blobs
+        self.metadata = metadata
+        self.fetcher = fetcher
+        self.logger = logger
+    }
+
+    // MARK: - Manifests
+
+    /// The manifest for `reference`, negotiated against the client's `Accept` headers.
+    public func manifest(registry: String, name: RepositoryName, reference: Reference, accept: [String]) async throws(RegistryError) -> Manifest {
+        let negotiation = ManifestNegotiation(acceptHeaders: accept)
+        var manifest: Manifest
+        switch reference {
+        case .digest(let digest):
+            manifest = try await manifestByDigest(registry: registry, name: name, digest: digest, preferred: nil)
+        case .tag(let tag):
+            manifest = try await manifestByTag(registry: registry, name: name, tag: tag)
+        }
+        switch negotiation.decide(mediaType: manifest.mediaType, requestedByTag: reference.digest == nil) {
+        case .serve:
+            return manifest
+        case .notAcceptable(let message):
+            throw RegistryError(.manifestUnknown, message)
+        case .serveLinuxAmd64Child:
+            guard let child = Self.linuxAmd64Child(of: manifest.bytes) else {
+                throw RegistryError(.manifestUnknown, "manifest list has no linux/amd64 entry and the client does not accept manifest lists")
+            }
+            var resolved = try await manifestByDigest(registry: registry, name: name, digest: child, preferred: nil)
+            resolved.staleWarning = manifest.staleWarning
+            return resolved
+        }
+    }
+
+    private func manifestByTag(registry: String, name: RepositoryName, tag: String) async throws(RegistryError) -> Manifest {
+        let record = try? await metadata.tag(registry: registry, repository: name.value, tag: tag)
+        if let record, Date().timeIntervalSince(record.checkedAt) < config.tags.ttl.seconds,
+           var cached = await cachedManifest(record.digest)
+        {
+            cached.source = "cache"
+            return cached
+        }
+        var attempts = UpstreamAttempts()
+        for upstream in router.candidates(registry: registry, purpose: .resolveTag) {
+            let remote = upstream.remoteName(name.value)
+            var headers = HTTPHeaders()
+            headers.add(name: "Accept", value: MediaType.upstreamManifestAccept)
+            let response: UpstreamResponse
+            do {
+                response = try await client.send(.init(method: .HEAD, path: "\(remote)/manifests/\(tag)", headers: headers, repository: remote), to: upstream)
+            } catch {
+                attempts.failed(upstream, error.description, timeout: error.isTimeout)
+                continue
+            }
+            await response.discardBody()
+            switch response.status {
+            case 200:
+                var resolved: Manifest
+                if let header = response.header("docker-content-digest"), let digest = try? Digest(parsing: header) {
+                    if let cached = await cachedManifest(digest) {
+                        resolved = cached
+                    } else {
+                        do throws(RegistryError) {
+                            resolved = try await manifestByDigest(registry: registry, name: name, digest: digest, preferred: upstream)
+                        } catch {
+                            attempts.failed(upstream, "manifest \(digest): \(error.message)", status: error.status)
+                            continue
+                        }
+                    }
+                } else {
+                    // No digest in the HEAD answer: GET by tag and hash what arrives.
+                    do throws(RegistryError) {
+                        resolved = try await fetchManifestByTag(registry: registry, name: name, tag: tag, upstream: upstream)
+                    } catch {
+                        attempts.failed(upstream, error.message, status: error.status)
+                        continue
+                    }
+                }
+                resolved.source = upstream.name
+                try? await metadata.saveTag(TagRecord(
+                    registry: registry, repository: name.value, tag: tag, digest: resolved.digest,
+                    mediaType: resolved.mediaType, checkedAt: Date(), upstream: upstream.name))
+                return resolved
+            case 404, 401, 403:
+                attempts.notFound(upstream, status: response.status)
+            default:
+                attempts.failed(upstream, "answered \(response.status)", status: response.status)
+            }
+        }
+        let error = attempts.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name):\(tag)"))
+        if config.tags.serveStale, error.status != 404, let record, var cached = await cachedManifest(record.digest) {
+            let age = Int(Date().timeIntervalSince(record.checkedAt))
+            logger.warning("serving a stale tag: no upstream could confirm it", metadata: [
+                "registry": "\(registry)", "repository": "\(name)", "tag": "\(tag)", "digest": "\(record.digest)",
+                "age_seconds": "\(age)", "upstreams": "\(attempts)",
+            ])
+            cached.staleWarning = "110 mirrorgate \"Response is Stale: no upstream could confirm this tag (checked \(age)s ago)\""
+            cached.source = "cache (stale)"
+            return cached
+        }
+        throw error
+    }
+
+    private func cachedManifest(_ digest: Digest) async -> Manifest? {
+        guard let record = try? await metadata.object(digest), let mediaType = record.mediaType,
+              let bytes = try? await blobs.read(digest, limit: Self.manifestLimit)
+        else { return nil }
+        return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: "cache")
+    }
+
+    /// A manifest by digest: from cache, else fetched, verified and stored.
+    func manifestByDigest(registry: String, name: RepositoryName, digest: Digest, preferred: Upstream?) async throws(RegistryError) -> Manifest {
+        if let cached = await cachedManifest(digest) { return cached }
+        var attempts = UpstreamAttempts()
+        var candidates = router.candidates(registry: registry, purpose: .content)
+        if let preferred, let index = candidates.firstIndex(of: preferred) {
+            candidates.insert(candidates.remove(at: index), at: 0)
+        }
+        for upstream in candidates {
+            let remote = upstream.remoteName(name.value)
+            var headers = HTTPHeaders()
+            headers.add(name: "Accept", value: MediaType.upstreamManifestAccept)
+            do {
+                let response = try await client.send(.init(method: .GET, path: "\(remote)/manifests/\(digest)", headers: headers, repository: remote), to: upstream)
+                switch response.status {
+                case 200:
+                    let bytes = try await response.collect(limit: Self.manifestLimit)
+                    var hasher = ContentHasher(digest.algorithm)
+                    hasher.update(bytes)
+                    let actual = hasher.finalize()
+                    guard actual == digest else {
+                        logger.error("upstream sent a manifest that does not match its digest; not cached", metadata: [
+                            "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
+                        ])
+                        attempts.failed(upstream, "digest mismatch (content hashes to \(actual))")
+                        continue
+                    }
+                    let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
+                    try await store(manifest: bytes, digest: digest, mediaType: mediaType)
+                    return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name)
+                case 404, 401, 403:
+                    await response.discardBody()
+                    attempts.notFound(upstream, status: response.status)
+                default:
+                    await response.discardBody()
+                    attempts.failed(upstream, "answered \(response.status)", status: response.status)
+                }
+            } catch let error as UpstreamError {
+                attempts.failed(upstream, error.description, timeout: error.isTimeout)
+            } catch {
+                attempts.failed(upstream, "\(error)")
+            }
+        }
+        throw attempts.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name)@\(digest)"))
+    }
+
+    private func fetchManifestByTag(registry: String, name: RepositoryName, tag: String, upstream: Upstream) async throws(RegistryError) -> Manifest {
+        let remote = upstream.remoteName(name.value)
+        var headers = HTTPHeaders()
+        headers.add(name: "Accept", value: MediaType.upstreamManifestAccept)
+        do {
+            let response = try await client.send(.init(method: .GET, path: "\(remote)/manifests/\(tag)", headers: headers, repository: remote), to: upstream)
+            guard response.status == 200 else {
+                await response.discardBody()
+                throw RegistryError(.unknown, status: 502, "manifest GET answered \(response.status)")
+            }
+            let bytes = try await response.collect(limit: Self.manifestLimit)
+            let digest = ContentHasher.sha256(of: bytes)
+            if let claimed = response.header("docker-content-digest"), claimed != digest.description {
+                throw RegistryError(.unknown, status: 502, "Docker-Content-Digest \(claimed) does not match the content (\(digest))")
+            }
+            let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
+            try await store(manifest: bytes, digest: digest, mediaType: mediaType)
+            return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name)
+        } catch let error as RegistryError {
+            throw error
+        } catch {
+            throw RegistryError(.unknown, status: 502, "\(UpstreamClient.classify(error))")
+        }
+    }
+
+    private func store(manifest bytes: ByteBuffer, digest: Digest, mediaType: String) async throws {
+        do {
+            let ingest = try await blobs.makeIngest(for: digest)
+            do {
+                try await ingest.write(bytes)
+            } catch {
+                await ingest.discard()
+                throw error
+            }
+            try await ingest.commit(verifiedAs: digest)
+            let now = Date()
+            try await metadata.saveObject(ObjectRecord(digest: digest, size: UInt64(bytes.readableBytes), mediaType: mediaType, createdAt: now, lastAccess: now))
+        } catch {
+            // Serving goes on without caching; the next request fetches again.
+            logger.error("could not cache manifest", metadata: ["digest": "\(digest)", "error": "\(error)"])
+        }
+    }
+
+    /// The media type of a manifest: the upstream's `Content-Type` without parameters, or the
+    /// body's `mediaType` field.
+    static func mediaType(header: String?, body: ByteBuffer) -> String {
+        if let header, let type = header.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased(),
+           !type.isEmpty, type != "application/json", type != "text/plain", type != MediaType.octetStream
+        {
+            return type
+        }
+        struct Probe: Decodable { var mediaType: String? }
+        if let probe = try? JSONDecoder().decode(Probe.self, from: Data(body.readableBytesView)), let type = probe.mediaType {
+            return type
+        }
+        return MediaType.ociManifest
+    }
+
+    /// The `linux/amd64` entry of a manifest list.
+    static func linuxAmd64Child(of bytes: ByteBuffer) -> Digest? {
+        struct List: Decodable {
+            struct Entry: Decodable {
+                struct Platform: Decodable {
+                    var os: String?
+                    var architecture: String?
+                }
+                var digest: String
+                var platform: Platform?
+            }
+            var manifests: [Entry]
+        }
+        guard let list = try? JSONDecoder().decode(List.self, from: Data(bytes.readableBytesView)) else { return nil }
+        let entry = list.manifests.first { $0.platform?.os == "linux" && $0.platform?.architecture == "amd64" }
+        return entry.flatMap { try? Digest(parsing: $0.digest) }
+    }
+
+    // MARK: - Blobs
+
+    /// The bytes of a blob: a cached file, or a fetch that clients follow as it lands.
+    public func blob(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> BlobSource {
+        if let location = try? await blobs.locate(digest), case .file(let path, let size) = location {
+            return .cached(path: path, size: size)
+        }
+        return .inFlight(fetcher.blob(digest, registry: registry, repository: name))
+    }
+
+    // MARK: - Pass-through listings
+
+    /// `GET /v2/<name>/tags/list` or `/referrers/<digest>` from the first upstream that has it.
+    public func passThrough(registry: String, name: RepositoryName, endpoint: String, query: String?) async throws(RegistryError) -> PassThrough {
+        var attempts = UpstreamAttempts()
+        for upstream in router.candidates(registry: registry, purpose: .content) {
+            let remote = upstream.remoteName(name.value)
+            do {
+                let response = try await client.send(.init(method: .GET, path: "\(remote)/\(endpoint)", query: query, repository: remote), to: upstream)
+                switch response.status {
+                case 200:
+                    let body = try await response.collect(limit: Self.manifestLimit)
+                    return PassThrough(
+                        status: 200, contentType: response.header("content-type"), body: body,
+                        nextQuery: response.header("link").flatMap(Self.nextLinkQuery), source: upstream.name)
+                case 404, 401, 403:
+                    await response.discardBody()
+                    attempts.notFound(upstream, status: response.status)
+                default:
+                    await response.discardBody()
+                    attempts.failed(upstream, "answered \(response.status)", status: response.status)
+                }
+            } catch let error as UpstreamError {
+                attempts.failed(upstream, error.description, timeout: error.isTimeout)
+            } catch {
+                attempts.failed(upstream, "\(error)")
+            }
+        }
+        throw attempts.clientError(notFound: RegistryError(.nameUnknown, "repository name not known to any upstream: \(name)"))
+    }
+
+    /// The query of a `Link: <url>; rel="next"` header.
+    static func nextLinkQuery(_ header: String) -> String? {
+        guard header.contains("rel=\"next\"") || header.contains("rel=next"),
+              let open = header.firstIndex(of: "<"), let close = header.firstIndex(of: ">"), open < close
+        else { return nil }
+        let target = header[header.index(after: open)..<close]
+        guard let q = target.firstIndex(of: "?") else { return nil }
+        return String(target[target.index(after: q)...])
+    }
+}
+
+extension UpstreamError {
+    var isTimeout: Bool {
+        if case .timeout = self { return true }
+        return false
+    }
+}
+
+extension Duration {
+    /// Seconds as a floating-point number.
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
+
+extension RegistryError {
+    init(_ error: UpstreamError) {
+        self.init(.unknown, status: 502, error.description)
+    }
+}

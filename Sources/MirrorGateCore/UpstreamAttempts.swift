@@ -1,0 +1,58 @@
+import MirrorGateUpstream
+import RegistryModel
+
+/// What each upstream answered during one request, for the log line and for the error a
+/// client gets when none could serve it.
+public struct UpstreamAttempts: Sendable, CustomStringConvertible {
+    public enum Outcome: Sendable {
+        case notFound(Int)
+        case failed(String, timeout: Bool, status: Int?)
+    }
+
+    public private(set) var entries: [(upstream: String, outcome: Outcome)] = []
+
+    public init() {}
+
+    public mutating func notFound(_ upstream: Upstream, status: Int) {
+        entries.append((upstream.name, .notFound(status)))
+    }
+
+    public mutating func failed(_ upstream: Upstream, _ reason: String, timeout: Bool = false, status: Int? = nil) {
+        entries.append((upstream.name, .failed(reason, timeout: timeout, status: status)))
+    }
+
+    public var isEmpty: Bool { entries.isEmpty }
+
+    public var description: String {
+        entries.map { entry in
+            switch entry.outcome {
+            case .notFound(let status): "\(entry.upstream): not found (\(status))"
+            case .failed(let reason, _, _): "\(entry.upstream): \(reason)"
+            }
+        }.joined(separator: "; ")
+    }
+
+    /// The error for a client when no upstream served the request.
+    /// - Parameter notFound: the error when every upstream said "not found".
+    public func clientError(notFound: RegistryError) -> RegistryError {
+        if entries.isEmpty {
+            return RegistryError(.unavailable, status: 503, "no upstream is available for this registry")
+        }
+        if entries.allSatisfy({ if case .notFound = $0.outcome { return true } else { return false } }) {
+            var e = notFound
+            e.detail = description
+            return e
+        }
+        let failures = entries.compactMap { entry -> (Bool, Int?)? in
+            if case .failed(_, let timeout, let status) = entry.outcome { return (timeout, status) }
+            return nil
+        }
+        if failures.allSatisfy({ $0.0 }) {
+            return RegistryError(.unavailable, status: 504, "no upstream answered in time: \(description)")
+        }
+        if failures.allSatisfy({ $0.1 == 429 }) {
+            return RegistryError(.tooManyRequests, "every upstream is rate limited: \(description)")
+        }
+        return RegistryError(.unknown, status: 502, "no upstream could serve the request: \(description)")
+    }
+}

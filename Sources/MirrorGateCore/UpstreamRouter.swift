@@ -1,0 +1,32 @@
+import MirrorGateConfig
+import MirrorGateUpstream
+
+/// Routing policy: which upstreams of a registry to try, in which order, for a purpose.
+public struct UpstreamRouter: Sendable {
+    /// What a request needs from an upstream.
+    public enum Purpose: Sendable {
+        /// Resolve a tag to a digest (skips upstreams with `resolve: false`).
+        case resolveTag
+        /// Fetch content by digest, or pass through listings.
+        case content
+    }
+
+    private let upstreams: [String: [Upstream]]
+
+    public init(config: GatewayConfig) {
+        var map: [String: [Upstream]] = [:]
+        for registry in config.registries {
+            map[registry.key] = registry.upstreams.map { Upstream(registry: registry.key, config: $0) }
+        }
+        self.upstreams = map
+    }
+
+    /// The upstreams to try, in configured order.
+    public func candidates(registry: String, purpose: Purpose) -> [Upstream] {
+        let all = upstreams[registry] ?? []
+        switch purpose {
+        case .resolveTag: return all.filter(\.config.resolve)
+        case .content: return all
+        }
+    }
+}

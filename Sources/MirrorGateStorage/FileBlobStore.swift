@@ -1,0 +1,197 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import RegistryModel
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Blobs as files under `root/blobs/<algorithm>/<2 hex>/<hex>`, written through temporary
+/// files in `root/tmp` that are fsynced and renamed into place.
+///
+/// All file system calls run on NIO's blocking-I/O thread pool, never on an event loop or the
+/// cooperative pool.
+public struct FileBlobStore: BlobStore {
+    public let root: String
+    let blobsDirectory: String
+    let temporaryDirectory: String
+    let threadPool: NIOThreadPool
+
+    /// Opens (and creates) the store. Leftover temporary files from an earlier run are removed.
+    public init(root: String, threadPool: NIOThreadPool = .singleton, logger: Logger) throws {
+        let absolute = URL(fileURLWithPath: root).standardizedFileURL.path
+        self.root = absolute
+        self.blobsDirectory = absolute + "/blobs"
+        self.temporaryDirectory = absolute + "/tmp"
+        self.threadPool = threadPool
+        let fm = FileManager.default
+        for dir in [blobsDirectory, temporaryDirectory] {
+            do {
+                try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw StorageError.io(operation: "create directory", path: dir, errno: errno == 0 ? EACCES : errno)
+            }
+        }
+        let leftovers = (try? fm.contentsOfDirectory(atPath: temporaryDirectory)) ?? []
+        for name in leftovers {
+            try? fm.removeItem(atPath: temporaryDirectory + "/" + name)
+        }
+        if !leftovers.isEmpty {
+            logger.info("removed leftover temporary files", metadata: ["count": "\(leftovers.count)", "path": "\(temporaryDirectory)"])
+        }
+    }
+
+    /// The file that holds `digest` (whether or not it exists).
+    public func path(for digest: Digest) -> String {
+        "\(blobsDirectory)/\(digest.algorithm.rawValue)/\(digest.hex.prefix(2))/\(digest.hex)"
+    }
+
+    public func locate(_ digest: Digest) async throws -> BlobLocation? {
+        let path = path(for: digest)
+        return try await threadPool.runIfActive {
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                if errno == ENOENT { return nil }
+                throw StorageError.io(operation: "stat", path: path, errno: errno)
+            }
+            return .file(path: path, size: UInt64(st.st_size))
+        }
+    }
+
+    public func read(_ digest: Digest, limit: Int) async throws -> ByteBuffer? {
+        let path = path(for: digest)
+        return try await threadPool.runIfActive {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ENOENT { return nil }
+                throw StorageError.io(operation: "open", path: path, errno: errno)
+            }
+            defer { close(fd) }
+            var buffer = ByteBufferAllocator().buffer(capacity: 16 * 1024)
+            while buffer.readableBytes <= limit {
+                let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 64 * 1024) { ptr in
+                    Glibc.read(fd, ptr.baseAddress, ptr.count)
+                }
+                if n < 0 { throw StorageError.io(operation: "read", path: path, errno: errno) }
+                if n == 0 { return buffer }
+            }
+            throw StorageError.io(operation: "read (larger than \(limit) bytes)", path: path, errno: EFBIG)
+        }
+    }
+
+    public func makeIngest(for digest: Digest) async throws -> any BlobIngest {
+        let temp = "\(temporaryDirectory)/\(digest.algorithm.rawValue)-\(digest.hex.prefix(16))-\(UUID().uuidString)"
+        let fd = try await threadPool.runIfActive {
+            let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw StorageError.io(operation: "create", path: temp, errno: errno) }
+            return fd
+        }
+        return FileIngest(digest: digest, fd: fd, temporaryPath: temp, finalPath: path(for: digest), threadPool: threadPool)
+    }
+
+    public func remove(_ digest: Digest) async throws {
+        let path = path(for: digest)
+        try await threadPool.runIfActive {
+            if unlink(path) != 0, errno != ENOENT {
+                throw StorageError.io(operation: "unlink", path: path, errno: errno)
+            }
+        }
+    }
+}
+
+/// A temporary file being filled for one digest.
+///
+/// Only `let` properties; the file descriptor is used by one writer at a time (the fetch
+/// that created it awaits every write before the next), so the type is Sendable as is.
+final class FileIngest: BlobIngest, LocalBlobIngest {
+    let digest: Digest
+    let fd: Int32
+    let temporaryPath: String
+    let finalPath: String
+    let threadPool: NIOThreadPool
+
+    init(digest: Digest, fd: Int32, temporaryPath: String, finalPath: String, threadPool: NIOThreadPool) {
+        self.digest = digest
+        self.fd = fd
+        self.temporaryPath = temporaryPath
+        self.finalPath = finalPath
+        self.threadPool = threadPool
+    }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        let fd = fd
+        let path = temporaryPath
+        try await threadPool.runIfActive {
+            try buffer.withUnsafeReadableBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw StorageError.io(operation: "write", path: path, errno: errno)
+                    }
+                    offset += n
+                }
+            }
+        }
+    }
+
+    func commit(verifiedAs actual: Digest) async throws {
+        guard actual == digest else {
+            await discard()
+            throw StorageError.digestMismatch(expected: digest, actual: actual)
+        }
+        let fd = fd
+        let temp = temporaryPath
+        let final = finalPath
+        try await threadPool.runIfActive {
+            defer { close(fd) }
+            guard fsync(fd) == 0 else {
+                let code = errno
+                unlink(temp)
+                throw StorageError.io(operation: "fsync", path: temp, errno: code)
+            }
+            let dir = String(final[..<final.lastIndex(of: "/")!])
+            if mkdir(dir, 0o755) != 0, errno != EEXIST {
+                let code = errno
+                // Parent of a shard directory may be missing too.
+                if code == ENOENT {
+                    _ = mkdir(String(dir[..<dir.lastIndex(of: "/")!]), 0o755)
+                    if mkdir(dir, 0o755) != 0, errno != EEXIST {
+                        unlink(temp)
+                        throw StorageError.io(operation: "mkdir", path: dir, errno: errno)
+                    }
+                } else {
+                    unlink(temp)
+                    throw StorageError.io(operation: "mkdir", path: dir, errno: code)
+                }
+            }
+            guard rename(temp, final) == 0 else {
+                let code = errno
+                unlink(temp)
+                throw StorageError.io(operation: "rename", path: final, errno: code)
+            }
+            // Make the rename durable: fsync the directory that now holds the entry.
+            let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dfd >= 0 {
+                fsync(dfd)
+                close(dfd)
+            }
+        }
+    }
+
+    func discard() async {
+        let fd = fd
+        let temp = temporaryPath
+        _ = try? await threadPool.runIfActive {
+            close(fd)
+            unlink(temp)
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import GRDB
+import RegistryModel
+
+/// ``MetadataStore`` in a SQLite database in WAL mode (through GRDB), which survives
+/// `kill -9` at any instant: every save is one committed transaction.
+public final class SQLiteMetadataStore: MetadataStore {
+    private let pool: DatabasePool
+
+    /// Opens or creates the database at `path` and migrates its schema.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StorageError.metadata("cannot open \(path): \(error)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE objects (
+                    digest TEXT PRIMARY KEY NOT NULL,
+                    size INTEGER NOT NULL,
+                    media_type TEXT,
+                    created_at REAL NOT NULL,
+                    last_access REAL NOT NULL
+                );
+                CREATE INDEX objects_last_access ON objects(last_access);
+                CREATE TABLE tags (
+                    registry TEXT NOT NULL,
+                    repository TEXT NOT NULL,
+                    tag TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    media_type TEXT NOT NULL,
+                    checked_at REAL NOT NULL,
+                    upstream TEXT NOT NULL,
+                    PRIMARY KEY (registry, repository, tag)
+                );
+                """)
+        }
+        return migrator
+    }
+
+    public func tag(registry: String, repository: String, tag: String) async throws -> TagRecord? {
+        try await wrap {
+            try await pool.read { db in
+                guard let row = try Row.fetchOne(
+                    db, sql: "SELECT digest, media_type, checked_at, upstream FROM tags WHERE registry = ? AND repository = ? AND tag = ?",
+                    arguments: [registry, repository, tag])
+                else { return nil }
+                guard let digest = try? Digest(parsing: row["digest"] as String) else { return nil }
+                return TagRecord(
+                    registry: registry, repository: repository, tag: tag, digest: digest,
+                    mediaType: row["media_type"], checkedAt: Date(timeIntervalSince1970: row["checked_at"]),
+                    upstream: row["upstream"])
+            }
+        }
+    }
+
+    public func saveTag(_ r: TagRecord) async throws {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO tags (registry, repository, tag, digest, media_type, checked_at, upstream)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(registry, repository, tag) DO UPDATE SET
+                          digest = excluded.digest, media_type = excluded.media_type,
+                          checked_at = excluded.checked_at, upstream = excluded.upstream
+                        """,
+                    arguments: [r.registry, r.repository, r.tag, r.digest.description, r.mediaType, r.checkedAt.timeIntervalSince1970, r.upstream])
+            }
+        }
+    }
+
+    public func object(_ digest: Digest) async throws -> ObjectRecord? {
+        try await wrap {
+            try await pool.read { db in
+                guard let row = try Row.fetchOne(
+                    db, sql: "SELECT size, media_type, created_at, last_access FROM objects WHERE digest = ?",
+                    arguments: [digest.description])
+                else { return nil }
+                return ObjectRecord(
+                    digest: digest, size: UInt64(row["size"] as Int64), mediaType: row["media_type"],
+                    createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                    lastAccess: Date(timeIntervalSince1970: row["last_access"]))
+            }
+        }
+    }
+
+    public func saveObject(_ r: ObjectRecord) async throws {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO objects (digest, size, media_type, created_at, last_access) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT(digest) DO UPDATE SET size = excluded.size,
+                          media_type = COALESCE(excluded.media_type, objects.media_type), last_access = excluded.last_access
+                        """,
+                    arguments: [r.digest.description, Int64(r.size), r.mediaType, r.createdAt.timeIntervalSince1970, r.lastAccess.timeIntervalSince1970])
+            }
+        }
+    }
+
+    public func removeObject(_ digest: Digest) async throws {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(sql: "DELETE FROM objects WHERE digest = ?", arguments: [digest.description])
+            }
+        }
+    }
+
+    private func wrap<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError.metadata("\(error)")
+        }
+    }
+}

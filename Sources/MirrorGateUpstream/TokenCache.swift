@@ -1,0 +1,40 @@
+import Foundation
+
+/// Bearer tokens per (upstream, realm, service, scope), kept until `issued_at + expires_in`
+/// (at least 60 s, as the token spec and distribution's client require), minus a safety margin.
+actor TokenCache {
+    struct Key: Hashable {
+        var upstream: String
+        var realm: String
+        var service: String
+        var scope: String
+    }
+
+    private struct Entry {
+        var token: String
+        var expires: ContinuousClock.Instant
+    }
+
+    private var entries: [Key: Entry] = [:]
+    private let clock = ContinuousClock()
+
+    func token(for key: Key) -> String? {
+        guard let entry = entries[key] else { return nil }
+        if entry.expires <= clock.now {
+            entries[key] = nil
+            return nil
+        }
+        return entry.token
+    }
+
+    func store(_ token: String, lifetime: Duration, for key: Key) {
+        // Refresh 10 % (at least 5 s) before the token expires.
+        let margin = max(lifetime / 10, .seconds(5))
+        entries[key] = Entry(token: token, expires: clock.now + max(lifetime - margin, .seconds(1)))
+        if entries.count > 10_000 { entries.removeAll() }
+    }
+
+    func drop(_ key: Key) {
+        entries[key] = nil
+    }
+}

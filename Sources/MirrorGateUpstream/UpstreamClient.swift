@@ -1,0 +1,270 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import MirrorGateConfig
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// Sends requests to upstream registries: pooled HTTP/1.1 and HTTP/2 connections through
+/// AsyncHTTPClient, the anonymous Bearer token flow and Basic credentials, and redirects
+/// followed by hand so `Authorization` never leaves the upstream's host and https is never
+/// downgraded.
+public final class UpstreamClient: Sendable {
+    /// A request to one upstream, relative to its `/v2/`.
+    public struct Request: Sendable {
+        public var method: HTTPMethod
+        /// Path after `/v2/`, already carrying the upstream's prefix (`library/alpine/manifests/latest`).
+        public var path: String
+        public var query: String?
+        public var headers: HTTPHeaders
+        /// Repository (on the upstream) used as the token scope.
+        public var repository: String?
+
+        public init(method: HTTPMethod, path: String, query: String? = nil, headers: HTTPHeaders = [:], repository: String?) {
+            self.method = method
+            self.path = path
+            self.query = query
+            self.headers = headers
+            self.repository = repository
+        }
+    }
+
+    /// Redirect hops followed at most.
+    public static let maxRedirects = 5
+
+    private let verifyingClient: HTTPClient
+    private let insecureClient: HTTPClient
+    private let timeout: TimeAmount
+    private let tokens = TokenCache()
+    private let logger: Logger
+
+    /// - Parameter timeout: connect and first-byte timeout (`health.timeout`).
+    public init(timeout: Duration, logger: Logger) {
+        let amount = TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        self.timeout = amount
+        self.logger = logger
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.timeout = .init(connect: amount)
+        configuration.decompression = .disabled
+        configuration.httpVersion = .automatic
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        verifyingClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        var insecure = configuration
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateVerification = .none
+        insecure.tlsConfiguration = tls
+        insecureClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: insecure)
+    }
+
+    public func shutdown() async throws {
+        try await verifyingClient.shutdown()
+        try await insecureClient.shutdown()
+    }
+
+    /// Sends `request` to `upstream`, authenticating when challenged and following redirects.
+    /// Any HTTP status is returned as a response; only transport failures throw.
+    public func send(_ request: Request, to upstream: Upstream) async throws(UpstreamError) -> UpstreamResponse {
+        let client = upstream.config.skipTLSVerify ? insecureClient : verifyingClient
+        var url = upstream.config.url.origin + upstream.config.url.basePath + "/v2/" + request.path
+        if let query = request.query, !query.isEmpty { url += "?" + query }
+
+        let scope = request.repository.map { "repository:\($0):pull" }
+        var authorization = await cachedAuthorization(upstream: upstream, scope: scope)
+        var retriedAuth = false
+        var hops = 0
+        var currentURL = url
+        while true {
+            var outgoing = HTTPClientRequest(url: currentURL)
+            outgoing.method = request.method
+            outgoing.headers = request.headers
+            outgoing.headers.replaceOrAdd(name: "User-Agent", value: "mirrorgate/0.1")
+            let sameOrigin = hops == 0 || Self.sameOrigin(currentURL, upstream.config.url.origin)
+            if sameOrigin, let authorization { outgoing.headers.replaceOrAdd(name: "Authorization", value: authorization.header) }
+
+            let response: HTTPClientResponse
+            do {
+                response = try await client.execute(outgoing, timeout: timeout)
+            } catch {
+                throw Self.classify(error)
+            }
+            let status = Int(response.status.code)
+
+            if status == 401, sameOrigin, !retriedAuth {
+                retriedAuth = true
+                let challenges = response.headers[canonicalForm: "www-authenticate"].flatMap { AuthChallenge.parse(String($0)) }
+                _ = try? await response.body.collect(upTo: 1 << 20)
+                if let old = authorization, let key = old.cacheKey { await tokens.drop(key) }
+                if let fresh = try await authenticate(challenges: challenges, upstream: upstream, scope: scope, client: client) {
+                    authorization = fresh
+                    continue
+                }
+                // Nothing to answer the challenge with: hand the 401 on.
+                return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: Self.emptyBody())
+            }
+
+            if [301, 302, 303, 307, 308].contains(status), request.method == .GET || request.method == .HEAD {
+                guard let location = response.headers.first(name: "location") else {
+                    throw .redirect("\(status) without Location")
+                }
+                _ = try? await response.body.collect(upTo: 1 << 20)
+                hops += 1
+                guard hops <= Self.maxRedirects else { throw .redirect("more than \(Self.maxRedirects) redirects") }
+                guard let next = URL(string: location, relativeTo: URL(string: currentURL))?.absoluteURL,
+                      let scheme = next.scheme?.lowercased(), scheme == "http" || scheme == "https", next.host != nil
+                else {
+                    throw .redirect("unusable Location")
+                }
+                if currentURL.lowercased().hasPrefix("https:"), scheme == "http" {
+                    throw .redirect("refusing to follow a redirect from https to http")
+                }
+                currentURL = next.absoluteString
+                continue
+            }
+
+            return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: response.body)
+        }
+    }
+
+    // MARK: - Authentication
+
+    struct Authorization: Sendable {
+        var header: String
+        var cacheKey: TokenCache.Key?
+    }
+
+    private func cachedAuthorization(upstream: Upstream, scope: String?) async -> Authorization? {
+        // Bearer tokens are looked up lazily after a challenge; a cached one for the same scope is reused.
+        if let key = await lastKey(upstream: upstream, scope: scope), let token = await tokens.token(for: key) {
+            return Authorization(header: "Bearer \(token)", cacheKey: key)
+        }
+        if let basic = basicCredentials(upstream), knownBasic.contains(upstream.name) {
+            return Authorization(header: basic, cacheKey: nil)
+        }
+        return nil
+    }
+
+    private let realmIndex = RealmIndex()
+    private let knownBasic = KnownBasic()
+
+    private func lastKey(upstream: Upstream, scope: String?) async -> TokenCache.Key? {
+        guard let (realm, service) = await realmIndex.realm(for: upstream.name) else { return nil }
+        return TokenCache.Key(upstream: upstream.name, realm: realm, service: service, scope: scope ?? "")
+    }
+
+    private func basicCredentials(_ upstream: Upstream) -> String? {
+        guard let user = upstream.config.username, let password = upstream.config.password else { return nil }
+        return "Basic " + Data("\(user):\(password.value)".utf8).base64EncodedString()
+    }
+
+    private func authenticate(challenges: [AuthChallenge], upstream: Upstream, scope: String?, client: HTTPClient) async throws(UpstreamError) -> Authorization? {
+        if let bearer = challenges.first(where: { $0.scheme == "bearer" }), let realm = bearer.parameters["realm"] {
+            let service = bearer.parameters["service"] ?? ""
+            let key = TokenCache.Key(upstream: upstream.name, realm: realm, service: service, scope: scope ?? bearer.parameters["scope"] ?? "")
+            await realmIndex.set(upstream.name, realm: realm, service: service)
+            let token = try await fetchToken(realm: realm, service: service, scope: key.scope, upstream: upstream, client: client)
+            await tokens.store(token.value, lifetime: token.lifetime, for: key)
+            return Authorization(header: "Bearer \(token.value)", cacheKey: key)
+        }
+        if challenges.contains(where: { $0.scheme == "basic" }), let basic = basicCredentials(upstream) {
+            knownBasic.insert(upstream.name)
+            return Authorization(header: basic, cacheKey: nil)
+        }
+        return nil
+    }
+
+    private func fetchToken(realm: String, service: String, scope: String, upstream: Upstream, client: HTTPClient) async throws(UpstreamError) -> (value: String, lifetime: Duration) {
+        guard var components = URLComponents(string: realm), let scheme = components.scheme?.lowercased(),
+              scheme == "https" || scheme == "http", let realmHost = components.host
+        else {
+            throw .authentication("token realm is not an http(s) URL")
+        }
+        var items = components.queryItems ?? []
+        if !service.isEmpty { items.append(URLQueryItem(name: "service", value: service)) }
+        if !scope.isEmpty { items.append(URLQueryItem(name: "scope", value: scope)) }
+        components.queryItems = items
+        guard let url = components.url?.absoluteString else { throw .authentication("bad token realm") }
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "User-Agent", value: "mirrorgate/0.1")
+        // Credentials go only to the upstream's own host or a realm it lists in auth_hosts;
+        // otherwise the token is requested anonymously.
+        if let basic = basicCredentials(upstream) {
+            if Self.realmMayReceiveCredentials(realmHost: realmHost.lowercased(), upstream: upstream) {
+                request.headers.add(name: "Authorization", value: basic)
+            } else {
+                logger.warning("not sending credentials to a token realm on a foreign host", metadata: ["upstream": "\(upstream.name)", "realm_host": "\(realmHost)"])
+            }
+        }
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: timeout)
+            body = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw .authentication("token request failed: \(Self.classify(error))")
+        }
+        guard response.status.code == 200 else {
+            throw .authentication("token service answered \(response.status.code)")
+        }
+        struct TokenResponse: Decodable {
+            var token: String?
+            var access_token: String?
+            var expires_in: Int?
+        }
+        guard let decoded = try? JSONDecoder().decode(TokenResponse.self, from: Data(body.readableBytesView)),
+              let token = decoded.token ?? decoded.access_token, !token.isEmpty
+        else {
+            throw .authentication("token service answered without a token")
+        }
+        return (token, .seconds(max(decoded.expires_in ?? 60, 60)))
+    }
+
+    /// Same host as the upstream, a host listed in `auth_hosts`, or a host on the same
+    /// registrable domain (last two labels) as the upstream.
+    static func realmMayReceiveCredentials(realmHost: String, upstream: Upstream) -> Bool {
+        let host = upstream.config.url.host
+        if realmHost == host || upstream.config.authHosts.contains(realmHost) { return true }
+        let a = realmHost.split(separator: ".").suffix(2)
+        let b = host.split(separator: ".").suffix(2)
+        return a.count == 2 && a == b
+    }
+
+    static func sameOrigin(_ url: String, _ origin: String) -> Bool {
+        url.lowercased().hasPrefix(origin.lowercased() + "/")
+    }
+
+    static func emptyBody() -> HTTPClientResponse.Body {
+        HTTPClientResponse(status: .ok).body
+    }
+
+    /// Maps AsyncHTTPClient and NIO errors to ``UpstreamError``.
+    public static func classify(_ error: any Error) -> UpstreamError {
+        if let e = error as? UpstreamError { return e }
+        if let e = error as? HTTPClientError {
+            switch e {
+            case .connectTimeout, .deadlineExceeded, .readTimeout: return .timeout("\(e)")
+            default: return .connection("\(e)")
+            }
+        }
+        if error is CancellationError { return .timeout("cancelled") }
+        return .connection(String(describing: error))
+    }
+}
+
+/// Which realm and service each upstream last challenged with, so the next request can use a
+/// cached token without a round trip to learn the challenge again.
+actor RealmIndex {
+    private var realms: [String: (String, String)] = [:]
+    func realm(for upstream: String) -> (String, String)? { realms[upstream] }
+    func set(_ upstream: String, realm: String, service: String) { realms[upstream] = (realm, service) }
+}
+
+/// Upstreams that asked for Basic authentication.
+final class KnownBasic: Sendable {
+    private let names = Mutex<Set<String>>([])
+    func insert(_ name: String) { names.withLock { _ = $0.insert(name) } }
+    func contains(_ name: String) -> Bool { names.withLock { $0.contains(name) } }
+}
+
+import Synchronization
