@@ -38,8 +38,16 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         if entries.isEmpty {
             return RegistryError(.unavailable, status: 503, "no upstream is available for this registry")
         }
-        if entries.allSatisfy({ if case .notFound = $0.outcome { return true } else { return false } }) {
-            var e = notFound
+        let notFoundStatuses = entries.compactMap { entry -> Int? in
+            if case .notFound(let status) = entry.outcome { return status }
+            return nil
+        }
+        if notFoundStatuses.count == entries.count {
+            // Registries answer 401/403 for repositories that do not exist (Docker Hub does):
+            // that is "name unknown", never a server error.
+            var e = notFoundStatuses.allSatisfy({ $0 == 404 })
+                ? notFound
+                : RegistryError(.nameUnknown, "repository name not known to any upstream (or access denied)")
             e.detail = description
             return e
         }
