@@ -45,9 +45,10 @@ struct ServeCommand: AsyncParsableCommand {
         let blobs = try FileBlobStore(root: storageRoot, logger: logger)
         let metadata = try SQLiteMetadataStore(path: blobs.root + "/metadata.sqlite")
         let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
-        let router = UpstreamRouter(config: config)
-        let fetcher = BlobFetcher(client: client, router: router, blobs: blobs, metadata: metadata, stallTimeout: config.health.timeout, logger: logger)
-        let service = PullService(config: config, client: client, blobs: blobs, metadata: metadata, fetcher: fetcher, logger: logger)
+        let pool = UpstreamPool(client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), logger: logger)
+        let fetcher = BlobFetcher(pool: pool, blobs: blobs, metadata: metadata, stallTimeout: config.health.timeout, logger: logger)
+        let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)
+        let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, logger: logger)
         let responder = RegistryResponder<BasicRequestContext>(service: service, namespaces: NamespaceRouter(config: config), logger: logger)
 
         let app = Application(
@@ -57,7 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: fetcher), .init(service: app)],
+                services: [.init(service: fetcher), .init(service: prober), .init(service: app)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {

@@ -30,18 +30,16 @@ public final class BlobFetcher: Service {
     private let inflight = Mutex<[Digest: InFlightBlob]>([:])
     private let jobs: AsyncStream<Job>
     private let submit: AsyncStream<Job>.Continuation
-    let client: UpstreamClient
-    let router: UpstreamRouter
+    let pool: UpstreamPool
     let blobs: any BlobStore
     let metadata: any MetadataStore
     let stallTimeout: Duration
     let threadPool: NIOThreadPool
     let logger: Logger
 
-    public init(client: UpstreamClient, router: UpstreamRouter, blobs: any BlobStore, metadata: any MetadataStore, stallTimeout: Duration, threadPool: NIOThreadPool = .singleton, logger: Logger) {
+    public init(pool: UpstreamPool, blobs: any BlobStore, metadata: any MetadataStore, stallTimeout: Duration, threadPool: NIOThreadPool = .singleton, logger: Logger) {
         (jobs, submit) = AsyncStream.makeStream(of: Job.self)
-        self.client = client
-        self.router = router
+        self.pool = pool
         self.blobs = blobs
         self.metadata = metadata
         self.stallTimeout = stallTimeout
@@ -92,7 +90,11 @@ public final class BlobFetcher: Service {
                 var hasher = ContentHasher(digest.algorithm)
                 var written: UInt64 = 0
                 var size: UInt64?
-                for upstream in router.candidates(registry: job.registry, purpose: .content) where !mismatched.contains(upstream.name) {
+                for upstream in pool.candidates(registry: job.registry, purpose: .content) where !mismatched.contains(upstream.name) {
+                    guard pool.admit(upstream) else {
+                        attempts.skipped(upstream, "circuit open")
+                        continue
+                    }
                     let result = await transfer(
                         from: upstream, job: job, ingest: newIngest, hasher: &hasher, written: &written, size: &size)
                     switch result {
@@ -103,6 +105,7 @@ public final class BlobFetcher: Service {
                             logger.error("upstream sent content that does not match its digest; not cached", metadata: [
                                 "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
                             ])
+                            pool.recordFailure(upstream, "digest mismatch")
                             mismatched.insert(upstream.name)
                             await newIngest.discard()
                             ingest = nil
@@ -168,7 +171,7 @@ public final class BlobFetcher: Service {
         if written > 0 { headers.add(name: "Range", value: "bytes=\(written)-") }
         let response: UpstreamResponse
         do {
-            response = try await client.send(
+            response = try await pool.send(
                 .init(method: .GET, path: "\(remote)/blobs/\(job.blob.digest)", headers: headers, repository: remote), to: upstream)
         } catch {
             return .failed(error.description, timeout: { if case .timeout = error { true } else { false } }(), status: nil)
@@ -278,6 +281,9 @@ public final class BlobFetcher: Service {
         }
         hasher = finalHasher
         written = finalWritten
+        if case .failed(let reason, _, _) = outcome {
+            pool.recordFailure(upstream, reason)
+        }
         return outcome
     }
 

@@ -19,6 +19,8 @@ public final class PullService: Sendable {
         public var staleWarning: String?
         /// Which upstream answered ("cache" when none was asked).
         public var source: String
+        /// Upstreams tried before the one that answered, with their reasons.
+        public var skipped: String?
     }
 
     /// Where a blob's bytes come from.
@@ -35,23 +37,22 @@ public final class PullService: Sendable {
         /// Query of the upstream's `Link: <…>; rel="next"`, to be re-rooted at the gateway.
         public var nextQuery: String?
         public var source: String
+        public var skipped: String?
     }
 
     /// Manifests larger than this are refused (containerd rejects over about 4 MiB).
     public static let manifestLimit = 4 << 20
 
     let config: GatewayConfig
-    let client: UpstreamClient
-    let router: UpstreamRouter
+    let pool: UpstreamPool
     let blobs: any BlobStore
     let metadata: any MetadataStore
     let fetcher: BlobFetcher
     let logger: Logger
 
-    public init(config: GatewayConfig, client: UpstreamClient, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, logger: Logger) {
+    public init(config: GatewayConfig, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, logger: Logger) {
         self.config = config
-        self.client = client
-        self.router = fetcher.router
+        self.pool = fetcher.pool
         self.blobs = blobs
         self.metadata = metadata
         self.fetcher = fetcher
@@ -94,13 +95,17 @@ public final class PullService: Sendable {
             return cached
         }
         var attempts = UpstreamAttempts()
-        for upstream in router.candidates(registry: registry, purpose: .resolveTag) {
+        for upstream in pool.candidates(registry: registry, purpose: .resolveTag) {
+            guard pool.admit(upstream) else {
+                attempts.skipped(upstream, "circuit open")
+                continue
+            }
             let remote = upstream.remoteName(name.value)
             var headers = HTTPHeaders()
             headers.add(name: "Accept", value: MediaType.upstreamManifestAccept)
             let response: UpstreamResponse
             do {
-                response = try await client.send(.init(method: .HEAD, path: "\(remote)/manifests/\(tag)", headers: headers, repository: remote), to: upstream)
+                response = try await pool.send(.init(method: .HEAD, path: "\(remote)/manifests/\(tag)", headers: headers, repository: remote), to: upstream)
             } catch {
                 attempts.failed(upstream, error.description, timeout: error.isTimeout)
                 continue
@@ -130,6 +135,7 @@ public final class PullService: Sendable {
                     }
                 }
                 resolved.source = upstream.name
+                if !attempts.isEmpty { resolved.skipped = attempts.description }
                 try? await metadata.saveTag(TagRecord(
                     registry: registry, repository: name.value, tag: tag, digest: resolved.digest,
                     mediaType: resolved.mediaType, checkedAt: Date(), upstream: upstream.name))
@@ -149,6 +155,7 @@ public final class PullService: Sendable {
             ])
             cached.staleWarning = "110 mirrorgate \"Response is Stale: no upstream could confirm this tag (checked \(age)s ago)\""
             cached.source = "cache (stale)"
+            cached.skipped = attempts.description
             return cached
         }
         throw error
@@ -165,16 +172,20 @@ public final class PullService: Sendable {
     func manifestByDigest(registry: String, name: RepositoryName, digest: Digest, preferred: Upstream?) async throws(RegistryError) -> Manifest {
         if let cached = await cachedManifest(digest) { return cached }
         var attempts = UpstreamAttempts()
-        var candidates = router.candidates(registry: registry, purpose: .content)
+        var candidates = pool.candidates(registry: registry, purpose: .content)
         if let preferred, let index = candidates.firstIndex(of: preferred) {
             candidates.insert(candidates.remove(at: index), at: 0)
         }
         for upstream in candidates {
+            guard pool.admit(upstream) else {
+                attempts.skipped(upstream, "circuit open")
+                continue
+            }
             let remote = upstream.remoteName(name.value)
             var headers = HTTPHeaders()
             headers.add(name: "Accept", value: MediaType.upstreamManifestAccept)
             do {
-                let response = try await client.send(.init(method: .GET, path: "\(remote)/manifests/\(digest)", headers: headers, repository: remote), to: upstream)
+                let response = try await pool.send(.init(method: .GET, path: "\(remote)/manifests/\(digest)", headers: headers, repository: remote), to: upstream)
                 switch response.status {
                 case 200:
                     let bytes = try await response.collect(limit: Self.manifestLimit)
@@ -186,11 +197,14 @@ public final class PullService: Sendable {
                             "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
                         ])
                         attempts.failed(upstream, "digest mismatch (content hashes to \(actual))")
+                        pool.recordFailure(upstream, "digest mismatch")
                         continue
                     }
                     let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
                     try await store(manifest: bytes, digest: digest, mediaType: mediaType)
-                    return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name)
+                    return Manifest(
+                        digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name,
+                        skipped: attempts.isEmpty ? nil : attempts.description)
                 case 404, 401, 403:
                     await response.discardBody()
                     attempts.notFound(upstream, status: response.status)
@@ -212,7 +226,7 @@ public final class PullService: Sendable {
         var headers = HTTPHeaders()
         headers.add(name: "Accept", value: MediaType.upstreamManifestAccept)
         do {
-            let response = try await client.send(.init(method: .GET, path: "\(remote)/manifests/\(tag)", headers: headers, repository: remote), to: upstream)
+            let response = try await pool.send(.init(method: .GET, path: "\(remote)/manifests/\(tag)", headers: headers, repository: remote), to: upstream)
             guard response.status == 200 else {
                 await response.discardBody()
                 throw RegistryError(.unknown, status: 502, "manifest GET answered \(response.status)")
@@ -298,16 +312,21 @@ public final class PullService: Sendable {
     /// `GET /v2/<name>/tags/list` or `/referrers/<digest>` from the first upstream that has it.
     public func passThrough(registry: String, name: RepositoryName, endpoint: String, query: String?) async throws(RegistryError) -> PassThrough {
         var attempts = UpstreamAttempts()
-        for upstream in router.candidates(registry: registry, purpose: .content) {
+        for upstream in pool.candidates(registry: registry, purpose: .content) {
+            guard pool.admit(upstream) else {
+                attempts.skipped(upstream, "circuit open")
+                continue
+            }
             let remote = upstream.remoteName(name.value)
             do {
-                let response = try await client.send(.init(method: .GET, path: "\(remote)/\(endpoint)", query: query, repository: remote), to: upstream)
+                let response = try await pool.send(.init(method: .GET, path: "\(remote)/\(endpoint)", query: query, repository: remote), to: upstream)
                 switch response.status {
                 case 200:
                     let body = try await response.collect(limit: Self.manifestLimit)
                     return PassThrough(
                         status: 200, contentType: response.header("content-type"), body: body,
-                        nextQuery: response.header("link").flatMap(Self.nextLinkQuery), source: upstream.name)
+                        nextQuery: response.header("link").flatMap(Self.nextLinkQuery), source: upstream.name,
+                        skipped: attempts.isEmpty ? nil : attempts.description)
                 case 404, 401, 403:
                     await response.discardBody()
                     attempts.notFound(upstream, status: response.status)

@@ -7,6 +7,7 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
     public enum Outcome: Sendable {
         case notFound(Int)
         case failed(String, timeout: Bool, status: Int?)
+        case skipped(String)
     }
 
     public private(set) var entries: [(upstream: String, outcome: Outcome)] = []
@@ -21,6 +22,11 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         entries.append((upstream.name, .failed(reason, timeout: timeout, status: status)))
     }
 
+    /// An upstream not tried (open circuit).
+    public mutating func skipped(_ upstream: Upstream, _ reason: String) {
+        entries.append((upstream.name, .skipped(reason)))
+    }
+
     public var isEmpty: Bool { entries.isEmpty }
 
     public var description: String {
@@ -28,6 +34,7 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
             switch entry.outcome {
             case .notFound(let status): "\(entry.upstream): not found (\(status))"
             case .failed(let reason, _, _): "\(entry.upstream): \(reason)"
+            case .skipped(let reason): "\(entry.upstream): skipped (\(reason))"
             }
         }.joined(separator: "; ")
     }
@@ -50,6 +57,9 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
                 : RegistryError(.nameUnknown, "repository name not known to any upstream (or access denied)")
             e.detail = description
             return e
+        }
+        if entries.allSatisfy({ if case .skipped = $0.outcome { return true } else { return false } }) {
+            return RegistryError(.unavailable, status: 503, "every upstream is unavailable: \(description)")
         }
         let failures = entries.compactMap { entry -> (Bool, Int?)? in
             if case .failed(_, let timeout, let status) = entry.outcome { return (timeout, status) }

@@ -12,6 +12,8 @@ public struct UpstreamRouter: Sendable {
     }
 
     private let upstreams: [String: [Upstream]]
+    /// Every upstream of every registry, in configuration order.
+    public let all: [Upstream]
 
     public init(config: GatewayConfig) {
         var map: [String: [Upstream]] = [:]
@@ -19,6 +21,7 @@ public struct UpstreamRouter: Sendable {
             map[registry.key] = registry.upstreams.map { Upstream(registry: registry.key, config: $0) }
         }
         self.upstreams = map
+        self.all = config.registries.flatMap { map[$0.key] ?? [] }
     }
 
     /// The upstreams to try, in configured order.

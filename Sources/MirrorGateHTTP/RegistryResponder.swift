@@ -56,10 +56,19 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         default:
             break
         }
-        guard let path = RegistryPath(path: rawPath) else {
+        var namespace = request.uri.queryParameters["ns"].map(String.init)
+        var apiPath = rawPath
+        // containerd host paths: `[host."http://gateway:5000/ghcr.io"]` requests `/ghcr.io/v2/...`.
+        if !rawPath.hasPrefix("/v2"), let v2 = rawPath.range(of: "/v2"), rawPath[v2.upperBound...].isEmpty || rawPath[v2.upperBound...].hasPrefix("/") {
+            let host = rawPath[rawPath.index(after: rawPath.startIndex)..<v2.lowerBound]
+            if namespaces.registryKeys.contains(String(host)) {
+                namespace = namespace ?? String(host)
+                apiPath = rawPath[v2.lowerBound...]
+            }
+        }
+        guard let path = RegistryPath(path: apiPath) else {
             throw RegistryError(.unsupported, status: 404, "no such endpoint: \(rawPath.prefix(200))")
         }
-        let namespace = request.uri.queryParameters["ns"].map(String.init)
         var headers: HTTPFields = [.dockerDistributionAPIVersion: "registry/2.0"]
         if let namespace { headers[.ociNamespace] = namespace }
 
@@ -104,6 +113,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             }
             let answer = try await service.passThrough(registry: registry, name: name, endpoint: "referrers/\(digest)", query: query)
             log.upstream = answer.source
+            log.skipped = answer.skipped
             headers[.contentType] = answer.contentType ?? MediaType.ociIndex
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: answer.body))
         case .base, .catalog, .upload:
@@ -117,6 +127,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         let accept = request.headers[values: .accept]
         let manifest = try await service.manifest(registry: registry, name: name, reference: reference, accept: accept)
         log.upstream = manifest.source
+        log.skipped = manifest.skipped
         log.digest = manifest.digest.description
         var headers = headers
         let etag = "\"\(manifest.digest)\""
@@ -203,6 +214,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         }
         let answer = try await service.passThrough(registry: registry, name: name, endpoint: "tags/list", query: query.isEmpty ? nil : query.joined(separator: "&"))
         log.upstream = answer.source
+        log.skipped = answer.skipped
         var headers = headers
         headers[.contentType] = "application/json"
         if var next = answer.nextQuery {

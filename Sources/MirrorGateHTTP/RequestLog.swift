@@ -9,6 +9,7 @@ struct RequestLog {
     var reference: String?
     var digest: String?
     var upstream: String?
+    var skipped: String?
     var status: Int = 0
     var error: String?
     var duration: Duration = .zero
@@ -23,6 +24,7 @@ struct RequestLog {
         if let reference { metadata["reference"] = "\(reference)" }
         if let digest { metadata["digest"] = "\(digest)" }
         if let upstream { metadata["served_by"] = "\(upstream)" }
+        if let skipped { metadata["skipped"] = "\(skipped)" }
         if let error { metadata["error"] = "\(error)" }
         if registry == nil { metadata["path"] = "\(path.prefix(200))" }
         logger.info("request", metadata: metadata)

@@ -20,13 +20,16 @@ public final class UpstreamClient: Sendable {
         public var headers: HTTPHeaders
         /// Repository (on the upstream) used as the token scope.
         public var repository: String?
+        /// Answer a 401 challenge with a token or credentials (off for health probes).
+        public var authenticate: Bool
 
-        public init(method: HTTPMethod, path: String, query: String? = nil, headers: HTTPHeaders = [:], repository: String?) {
+        public init(method: HTTPMethod, path: String, query: String? = nil, headers: HTTPHeaders = [:], repository: String?, authenticate: Bool = true) {
             self.method = method
             self.path = path
             self.query = query
             self.headers = headers
             self.repository = repository
+            self.authenticate = authenticate
         }
     }
 
@@ -91,7 +94,7 @@ public final class UpstreamClient: Sendable {
             }
             let status = Int(response.status.code)
 
-            if status == 401, sameOrigin, !retriedAuth {
+            if status == 401, sameOrigin, !retriedAuth, request.authenticate {
                 retriedAuth = true
                 let challenges = response.headers[canonicalForm: "www-authenticate"].flatMap { AuthChallenge.parse(String($0)) }
                 _ = try? await response.body.collect(upTo: 1 << 20)
