@@ -22,7 +22,8 @@ public struct HealthProber: Service {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let jitter = Double.random(in: 0.8...1.2)
             do {
-                try await Task.sleep(for: interval * jitter)
+                // Wakes early on graceful shutdown so the service group can stop promptly.
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval * jitter) }
             } catch {
                 return
             }
