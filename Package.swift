@@ -120,6 +120,7 @@ let package = Package(
                 "MirrorGateStorage",
                 "MirrorGateCore",
                 "MirrorGateHTTP",
+                "MirrorGateUpstream",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -132,6 +133,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
     ]
