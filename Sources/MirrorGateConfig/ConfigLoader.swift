@@ -117,7 +117,7 @@ public struct ConfigLoader: Sendable {
         for item in items {
             let upstream = try self.upstream(item)
             if upstreams.contains(where: { $0.name == upstream.name }) {
-                throw item.invalid("upstream name '\(upstream.name)' is used twice in this registry; give each a distinct name:")
+                throw item.invalid("upstream name '\(upstream.name)' is used twice in this registry; give each a distinct name")
             }
             upstreams.append(upstream)
         }
@@ -159,7 +159,10 @@ public struct ConfigLoader: Sendable {
             let path = try f.nonEmptyString()
             do {
                 var secret = try readFile(path)
-                while secret.last == "\n" || secret.last == "\r" { secret.removeLast() }
+                // "\r\n" is one Character in Swift: strip line ends scalar by scalar.
+                while let last = secret.unicodeScalars.last, last == "\n" || last == "\r" {
+                    secret.unicodeScalars.removeLast()
+                }
                 config.password = Secret(secret)
             } catch {
                 throw ConfigError.unreadableSecretFile(path: path, key: f.path, line: f.line, reason: Self.reason(error))
@@ -204,7 +207,9 @@ public struct ConfigLoader: Sendable {
             host = String(s[s.index(after: s.startIndex)..<close])
             portText = s[s.index(close, offsetBy: 2)...]
         } else {
-            guard let colon = s.lastIndex(of: ":") else { throw node.invalid("expected host:port, such as 0.0.0.0:5000") }
+            guard let colon = s.lastIndex(of: ":"), !s[..<colon].contains(":") else {
+                throw node.invalid("expected host:port, such as 0.0.0.0:5000 or [::]:5000 (IPv6 hosts in brackets)")
+            }
             host = String(s[..<colon])
             portText = s[s.index(after: colon)...]
         }
@@ -234,7 +239,10 @@ public struct ConfigLoader: Sendable {
         var path = components.path
         while path.hasSuffix("/") { path.removeLast() }
         if path.hasSuffix("/v2") { path.removeLast(3) }
-        return UpstreamURL(scheme: scheme, host: host.lowercased(), port: components.port, basePath: path)
+        // URLComponents keeps the brackets of an IPv6 host; UpstreamURL adds them back when it renders.
+        var bareHost = host.lowercased()
+        if bareHost.hasPrefix("["), bareHost.hasSuffix("]") { bareHost = String(bareHost.dropFirst().dropLast()) }
+        return UpstreamURL(scheme: scheme, host: bareHost, port: components.port, basePath: path)
     }
 
     /// A registry host as clients name it: contains a dot or a port, or is `localhost`.
@@ -272,6 +280,7 @@ public struct ConfigLoader: Sendable {
     private static func line(of error: YamlError) -> Int? {
         switch error {
         case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): mark.line
+        case .duplicatedKeysInMapping(_, let context): context.mark.line
         default: nil
         }
     }

@@ -12,7 +12,7 @@ struct ConfigNode {
     var line: Int? { node.mark?.line }
 
     func invalid(_ message: String) -> ConfigError {
-        .invalid(key: path, line: line, message: message)
+        .invalid(key: path.isEmpty ? "(top level)" : path, line: line, message: message)
     }
 
     /// Child path for a key.

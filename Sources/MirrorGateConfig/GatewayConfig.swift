@@ -105,11 +105,13 @@ public struct BudgetConfig: Sendable, Equatable {
 }
 
 /// A secret that never prints itself.
-public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public let value: String
     public init(_ value: String) { self.value = value }
     public var description: String { "<redacted>" }
     public var debugDescription: String { "<redacted>" }
+    /// `dump` and mirrors see no value either.
+    public var customMirror: Mirror { Mirror(self, children: []) }
 }
 
 /// One upstream registry endpoint.

@@ -65,6 +65,10 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
             if case .failed(_, let timeout, let status) = entry.outcome { return (timeout, status) }
             return nil
         }
+        if failures.isEmpty {
+            // Only not-found answers and skipped upstreams: one that may hold it was not asked.
+            return RegistryError(.unavailable, status: 503, "no available upstream has it: \(description)")
+        }
         if failures.allSatisfy({ $0.0 }) {
             return RegistryError(.unavailable, status: 504, "no upstream answered in time: \(description)")
         }

@@ -22,8 +22,9 @@ public protocol BlobStore: Sendable {
     func remove(_ digest: Digest) async throws
 }
 
-/// A blob being written. Bytes are hashed with the digest's algorithm as they are written;
-/// ``commit()`` makes the blob visible only when the hash matches.
+/// A blob being written. The writer hashes the bytes as it streams them (it must decide about
+/// the final chunk before publishing); ``commit(verifiedAs:)`` publishes the blob only when
+/// that hash equals ``digest``, and discards it otherwise.
 public protocol BlobIngest: Sendable {
     var digest: Digest { get }
     /// Appends bytes.

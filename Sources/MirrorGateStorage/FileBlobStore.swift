@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import RegistryModel
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -107,11 +108,12 @@ public struct FileBlobStore: BlobStore {
 
 /// A temporary file being filled for one digest.
 ///
-/// Only `let` properties; the file descriptor is used by one writer at a time (the fetch
-/// that created it awaits every write before the next), so the type is Sendable as is.
+/// The descriptor is written by one writer at a time (the fetch that created it awaits every
+/// write before the next); `closed` makes commit and discard close it exactly once.
 final class FileIngest: BlobIngest, LocalBlobIngest {
     let digest: Digest
     let fd: Int32
+    private let closed = Mutex(false)
     let temporaryPath: String
     let finalPath: String
     let threadPool: NIOThreadPool
@@ -147,6 +149,7 @@ final class FileIngest: BlobIngest, LocalBlobIngest {
             await discard()
             throw StorageError.digestMismatch(expected: digest, actual: actual)
         }
+        guard takeDescriptor() else { throw StorageError.io(operation: "commit (already closed)", path: temporaryPath, errno: EBADF) }
         let fd = fd
         let temp = temporaryPath
         let final = finalPath
@@ -186,7 +189,16 @@ final class FileIngest: BlobIngest, LocalBlobIngest {
         }
     }
 
+    /// `true` for the one caller that may close the descriptor.
+    private func takeDescriptor() -> Bool {
+        closed.withLock { wasClosed in
+            defer { wasClosed = true }
+            return !wasClosed
+        }
+    }
+
     func discard() async {
+        guard takeDescriptor() else { return }
         let fd = fd
         let temp = temporaryPath
         _ = try? await threadPool.runIfActive {

@@ -183,3 +183,58 @@ struct FailoverTests {
         }
     }
 }
+
+/// Per-upstream `prefix` and `resolve: false`.
+@Suite(.serialized)
+struct UpstreamOptionsTests {
+    let skopeo: Skopeo
+
+    init() throws {
+        skopeo = try Skopeo.locate()
+    }
+
+    /// With `prefix: dockerhub`, `library/alpine` is requested upstream as
+    /// `dockerhub/library/alpine` (Harbor and Artifactory proxy projects).
+    @Test func prefixIsPrependedUpstream() async throws {
+        let fixture = try ImageFixture.make(.ociImage)
+        try await UpstreamRegistry.with(name: "harbor") { harbor in
+            try await skopeo.push(fixture, to: harbor.hostPort, repository: "dockerhub/library/alpine")
+            var config = GatewayConfig()
+            config.registries = [.init(key: "docker.io", upstreams: [.init(name: "harbor", url: harbor.url, extra: ["prefix: dockerhub"])])]
+            try await GatewayProcess.with(config) { gateway in
+                let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "alpine", reference: "v1")
+                #expect(pulled.allDigests == fixture.allDigests)
+                #expect(harbor.requests().filter { $0.path.hasPrefix("/v2/library/") }.isEmpty)
+                #expect(!harbor.manifestRequests(repository: "dockerhub/library/alpine").isEmpty)
+            }
+        }
+    }
+
+    /// An upstream with `resolve: false` is never asked for a tag, but serves content by digest
+    /// before the upstreams behind it.
+    @Test func resolveFalseServesDigestsOnly() async throws {
+        let fixture = try ImageFixture.make(.ociIndex)
+        try await UpstreamRegistry.with(name: "public-mirror") { mirror in
+            try await UpstreamRegistry.with(name: "hub") { hub in
+                try await skopeo.push(fixture, to: mirror.hostPort, repository: "library/app")
+                try await skopeo.push(fixture, to: hub.hostPort, repository: "library/app")
+                mirror.clearRequests()
+                hub.clearRequests()
+                var config = GatewayConfig()
+                config.registries = [.init(key: "docker.io", upstreams: [
+                    .init(name: "mirror", url: mirror.url, extra: ["resolve: false"]),
+                    .init(name: "hub", url: hub.url),
+                ])]
+                try await GatewayProcess.with(config) { gateway in
+                    let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "library/app", reference: "v1")
+                    #expect(pulled.allDigests == fixture.allDigests)
+                    try await mirror.waitForRequests(count: 1, timeout: .seconds(5)) { $0.isBlob }
+                    #expect(mirror.manifestRequests(repository: "library/app", reference: "v1").isEmpty, "\(mirror.requests())")
+                    #expect(!hub.manifestRequests(repository: "library/app", reference: "v1").isEmpty)
+                    #expect(hub.blobRequests(repository: "library/app").isEmpty, "blobs should come from the mirror: \(hub.requests())")
+                    #expect(mirror.blobRequests(repository: "library/app").count == fixture.blobDigests.count)
+                }
+            }
+        }
+    }
+}
