@@ -31,7 +31,7 @@ docker-registry serve "$work/registry.yml" > "$work/registry.log" 2>&1 & pids+=(
 wait_http "http://127.0.0.1:$up_port/v2/"
 
 python3 "$here/make-oci-layout.py" "$work/layout" v1 60 30 10 > /dev/null
-skopeo copy -q --insecure-policy --dest-tls-verify=false "oci:$work/layout:v1" "docker://127.0.0.1:$up_port/library/bench:v1"
+skopeo copy -q --insecure-policy --preserve-digests --dest-tls-verify=false "oci:$work/layout:v1" "docker://127.0.0.1:$up_port/library/bench:v1"
 
 start_gateway() { # $1 = ttl
   cat > "$work/gateway.yaml" <<YAML

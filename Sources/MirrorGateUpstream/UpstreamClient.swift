@@ -53,6 +53,9 @@ public final class UpstreamClient: Sendable {
         configuration.decompression = .disabled
         configuration.httpVersion = .automatic
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        // A refused connection must fail now so the next upstream is tried at once; by default
+        // the pool retries connecting until the request's deadline (a whole health.timeout).
+        configuration.connectionPool.retryConnectionEstablishment = false
         verifyingClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         var insecure = configuration
         var tls = TLSConfiguration.makeClientConfiguration()

@@ -55,7 +55,7 @@ public final class ContainerdDaemon: Sendable {
         /// The request target, query string included, e.g.
         /// `/v2/library/alpine/manifests/v1?ns=docker.io`.
         public let uri: String
-        /// Request header fields in the order printed (`Host` is among them).
+        /// Request header fields by name as printed (`Host`, `Accept`, `User-Agent`, …).
         public let headers: [String: String]
 
         /// Creates a request record.
