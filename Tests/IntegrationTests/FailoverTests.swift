@@ -67,10 +67,22 @@ struct FailoverTests {
     /// with `Range: bytes=N-`, and the client receives one whole, correct blob.
     @Test(arguments: [SIGKILL, SIGSTOP])
     func firstUpstreamFailsDuringABlob(signal: Int32) async throws {
+        try await failDuringABlob(signal: signal, nextIgnoresRange: false)
+    }
+
+    /// The same, when the next upstream ignores `Range` and sends the whole blob: the first N
+    /// bytes of its answer are skipped.
+    @Test func nextUpstreamIgnoringRangeIsSkippedForward() async throws {
+        try await failDuringABlob(signal: SIGKILL, nextIgnoresRange: true)
+    }
+
+    func failDuringABlob(signal: Int32, nextIgnoresRange: Bool) async throws {
         let fixture = try ImageFixture.make(.ociImage, layerSizes: [96 << 20], layerFormat: .random)
         let layer = try #require(fixture.layers.first)
         try await withTwoUpstreams(fixture, repository: "library/big") { up1, up2 in
-            try await GatewayProcess.with(Self.config([up1.url, up2.url])) { gateway in
+            let front = nextIgnoresRange ? try await RegistryFront.start(backend: up2.url) : nil
+            try await front?.ignoreRange(true)
+            try await GatewayProcess.with(Self.config([up1.url, front?.url ?? up2.url])) { gateway in
                 let temporary = gateway.storagePath.appending(path: "tmp")
                 // Slow up1 down by pausing it most of the time (short pauses, well under the
                 // stall timeout), then kill or hang it once the gateway has some of the blob.
@@ -92,10 +104,15 @@ struct FailoverTests {
                 #expect(response.status == 200)
                 #expect(response.body.count == layer.size)
                 #expect("sha256:" + SHA256.hash(data: response.body).map { String(format: "%02x", $0) }.joined() == layer.digest)
-                let resumed = up2.blobRequests(repository: "library/big", digest: layer.digest).filter { $0.status == 206 }
-                #expect(!resumed.isEmpty, "up2 was not asked for the rest with a Range request: \(up2.requests())")
+                let second = up2.blobRequests(repository: "library/big", digest: layer.digest)
+                if nextIgnoresRange {
+                    #expect(second.contains { $0.status == 200 }, "\(up2.requests())")
+                } else {
+                    #expect(second.contains { $0.status == 206 }, "up2 was not asked for the rest with a Range request: \(up2.requests())")
+                }
                 up1.kill(signal: SIGCONT)
             }
+            await front?.stop()
         }
     }
 
@@ -145,7 +162,8 @@ struct FailoverTests {
 
     /// After a failover the circuit of the first upstream opens; once it answers again, the
     /// probe closes it and traffic returns to it.
-    @Test func trafficReturnsToTheFirstUpstreamAfterRecovery() async throws {
+    @Test(arguments: ["SIGCONT", "restart"])
+    func trafficReturnsToTheFirstUpstreamAfterRecovery(recovery: String) async throws {
         let first = try ImageFixture.make(.ociImage, tag: "one")
         let second = try ImageFixture.make(.ociImage, tag: "two")
         try await UpstreamRegistry.with(name: "up1") { up1 in
@@ -155,10 +173,14 @@ struct FailoverTests {
                     try await skopeo.push(second, to: registry.hostPort, repository: "library/app", tag: "two")
                 }
                 try await GatewayProcess.with(Self.config([up1.url, up2.url], threshold: 1)) { gateway in
-                    up1.kill(signal: SIGSTOP)
+                    up1.kill(signal: recovery == "restart" ? SIGKILL : SIGSTOP)
                     _ = try await skopeo.pull(from: gateway.hostPort, repository: "library/app", reference: "one")
                     #expect(gateway.logText().contains("circuit opened"))
-                    up1.kill(signal: SIGCONT)
+                    if recovery == "restart" {
+                        try await up1.restart()
+                    } else {
+                        up1.kill(signal: SIGCONT)
+                    }
                     // Cool-down (1 s) plus a probe interval or two.
                     var closed = false
                     for _ in 0..<40 where !closed {

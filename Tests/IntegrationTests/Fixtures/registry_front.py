@@ -10,6 +10,8 @@ failure mode is set with `POST /_front/mode` and a JSON body:
                                     OCI error envelope (429 gets TOOMANYREQUESTS and
                                     Retry-After, as Docker Hub answers past its limit)
     {"status": 0}                   back to forwarding
+    {"ignore_range": true}          forward without the Range header (a server that
+                                    ignores ranges and answers 200 with the whole body)
 `GET /_front/log` returns one line per request seen: "METHOD PATH STATUS".
 """
 import argparse
@@ -19,7 +21,7 @@ import json
 import threading
 import urllib.parse
 
-state = {"status": 0, "log": []}
+state = {"status": 0, "ignore_range": False, "log": []}
 lock = threading.Lock()
 
 CODES = {429: "TOOMANYREQUESTS", 500: "UNKNOWN", 502: "UNKNOWN", 503: "UNAVAILABLE", 404: "NAME_UNKNOWN", 401: "UNAUTHORIZED", 403: "DENIED"}
@@ -41,7 +43,10 @@ class Front(http.server.BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
             with lock:
-                state["status"] = int(body.get("status", 0))
+                if "status" in body:
+                    state["status"] = int(body["status"])
+                if "ignore_range" in body:
+                    state["ignore_range"] = bool(body["ignore_range"])
             self.reply(200, b"{}")
         elif self.path == "/_front/log":
             with lock:
@@ -74,7 +79,9 @@ class Front(http.server.BaseHTTPRequestHandler):
             return self.reply(forced, body, headers)
         target = urllib.parse.urlsplit(self.backend)
         conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        with lock:
+            dropped = ("host", "connection", "range") if state["ignore_range"] else ("host", "connection")
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
         length = int(self.headers.get("Content-Length", "0") or 0)
         body = self.rfile.read(length) if length else None
         conn.request(self.command, self.path, body=body, headers=headers)

@@ -37,6 +37,14 @@ public final class RegistryFront: Sendable {
         guard response.status == 200 else { throw ManagedProcess.Failure("front refused mode \(status): \(response.status)") }
     }
 
+    /// Forward without the `Range` header, so the backend answers 200 with the whole body.
+    public func ignoreRange(_ ignore: Bool) async throws {
+        let response = try await HTTPFetch.request(
+            "\(url)/_front/mode", method: "POST", headers: [("Content-Type", "application/json")],
+            body: Data("{\"ignore_range\": \(ignore)}".utf8))
+        guard response.status == 200 else { throw ManagedProcess.Failure("front refused ignore_range: \(response.status)") }
+    }
+
     /// Requests seen, as `METHOD PATH STATUS` lines.
     public func requests() async throws -> [String] {
         let response = try await HTTPFetch.get("\(url)/_front/log")
