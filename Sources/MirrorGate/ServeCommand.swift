@@ -45,7 +45,10 @@ struct ServeCommand: AsyncParsableCommand {
         let blobs = try FileBlobStore(root: storageRoot, logger: logger)
         let metadata = try SQLiteMetadataStore(path: blobs.root + "/metadata.sqlite")
         let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
-        let pool = UpstreamPool(client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), logger: logger)
+        let quota = QuotaBook(config: config, store: metadata, logger: logger)
+        await quota.load()
+        let pool = UpstreamPool(
+            client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), quota: quota, logger: logger)
         let fetcher = BlobFetcher(pool: pool, blobs: blobs, metadata: metadata, stallTimeout: config.health.timeout, logger: logger)
         let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)
         let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, logger: logger)

@@ -121,6 +121,8 @@ public final class BlobFetcher: Service {
                         break fetchLoop
                     case .notFound(let status):
                         attempts.notFound(upstream, status: status)
+                    case .budget(let until):
+                        attempts.failed(upstream, error: .rateLimited(until: until))
                     case .failed(let reason, let timeout, let status):
                         attempts.failed(upstream, reason, timeout: timeout, status: status)
                     }
@@ -157,6 +159,7 @@ public final class BlobFetcher: Service {
 
     enum TransferResult: Sendable {
         case complete
+        case budget(Date?)
         case notFound(Int)
         case failed(String, timeout: Bool, status: Int?)
     }
@@ -174,7 +177,8 @@ public final class BlobFetcher: Service {
             response = try await pool.send(
                 .init(method: .GET, path: "\(remote)/blobs/\(job.blob.digest)", headers: headers, repository: remote), to: upstream)
         } catch {
-            return .failed(error.description, timeout: { if case .timeout = error { true } else { false } }(), status: nil)
+            if case .rateLimited(let until) = error { return .budget(until) }
+            return .failed(error.description, timeout: error.isTimeout, status: nil)
         }
         var skip: UInt64 = 0
         switch response.status {

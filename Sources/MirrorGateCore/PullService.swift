@@ -44,7 +44,8 @@ public final class PullService: Sendable {
     public static let manifestLimit = 4 << 20
 
     let config: GatewayConfig
-    let pool: UpstreamPool
+    /// The upstreams with their health and budgets.
+    public let pool: UpstreamPool
     let blobs: any BlobStore
     let metadata: any MetadataStore
     let fetcher: BlobFetcher
@@ -67,7 +68,7 @@ public final class PullService: Sendable {
         var manifest: Manifest
         switch reference {
         case .digest(let digest):
-            manifest = try await manifestByDigest(registry: registry, name: name, digest: digest, preferred: nil)
+            manifest = try await manifestByDigest(registry: registry, name: name, digest: digest)
         case .tag(let tag):
             manifest = try await manifestByTag(registry: registry, name: name, tag: tag)
         }
@@ -80,7 +81,7 @@ public final class PullService: Sendable {
             guard let child = Self.linuxAmd64Child(of: manifest.bytes) else {
                 throw RegistryError(.manifestUnknown, "manifest list has no linux/amd64 entry and the client does not accept manifest lists")
             }
-            var resolved = try await manifestByDigest(registry: registry, name: name, digest: child, preferred: nil)
+            var resolved = try await manifestByDigest(registry: registry, name: name, digest: child)
             resolved.staleWarning = manifest.staleWarning
             return resolved
         }
@@ -95,6 +96,7 @@ public final class PullService: Sendable {
             return cached
         }
         var attempts = UpstreamAttempts()
+        var quotaError: RegistryError?
         for upstream in pool.candidates(registry: registry, purpose: .resolveTag) {
             guard pool.admit(upstream) else {
                 attempts.skipped(upstream, "circuit open")
@@ -107,7 +109,7 @@ public final class PullService: Sendable {
             do {
                 response = try await pool.send(.init(method: .HEAD, path: "\(remote)/manifests/\(tag)", headers: headers, repository: remote), to: upstream)
             } catch {
-                attempts.failed(upstream, error.description, timeout: error.isTimeout)
+                attempts.failed(upstream, error: error)
                 continue
             }
             await response.discardBody()
@@ -119,9 +121,14 @@ public final class PullService: Sendable {
                         resolved = cached
                     } else {
                         do throws(RegistryError) {
-                            resolved = try await manifestByDigest(registry: registry, name: name, digest: digest, preferred: upstream)
+                            resolved = try await manifestByDigest(registry: registry, name: name, digest: digest)
                         } catch {
                             attempts.failed(upstream, "manifest \(digest): \(error.message)", status: error.status)
+                            if error.code == .tooManyRequests {
+                                // Every upstream was already tried for this digest: no budget anywhere.
+                                quotaError = error
+                                break
+                            }
                             continue
                         }
                     }
@@ -158,7 +165,7 @@ public final class PullService: Sendable {
             cached.skipped = attempts.description
             return cached
         }
-        throw error
+        throw quotaError ?? error
     }
 
     private func cachedManifest(_ digest: Digest) async -> Manifest? {
@@ -168,15 +175,12 @@ public final class PullService: Sendable {
         return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: "cache")
     }
 
-    /// A manifest by digest: from cache, else fetched, verified and stored.
-    func manifestByDigest(registry: String, name: RepositoryName, digest: Digest, preferred: Upstream?) async throws(RegistryError) -> Manifest {
+    /// A manifest by digest: from cache, else fetched, verified and stored. Upstreams are tried
+    /// in configured order (free mirrors first), skipping those whose pull budget is spent.
+    func manifestByDigest(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> Manifest {
         if let cached = await cachedManifest(digest) { return cached }
         var attempts = UpstreamAttempts()
-        var candidates = pool.candidates(registry: registry, purpose: .content)
-        if let preferred, let index = candidates.firstIndex(of: preferred) {
-            candidates.insert(candidates.remove(at: index), at: 0)
-        }
-        for upstream in candidates {
+        for upstream in pool.candidates(registry: registry, purpose: .content) {
             guard pool.admit(upstream) else {
                 attempts.skipped(upstream, "circuit open")
                 continue
@@ -213,7 +217,7 @@ public final class PullService: Sendable {
                     attempts.failed(upstream, "answered \(response.status)", status: response.status)
                 }
             } catch let error as UpstreamError {
-                attempts.failed(upstream, error.description, timeout: error.isTimeout)
+                attempts.failed(upstream, error: error)
             } catch {
                 attempts.failed(upstream, "\(error)")
             }
@@ -241,6 +245,10 @@ public final class PullService: Sendable {
             return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name)
         } catch let error as RegistryError {
             throw error
+        } catch UpstreamError.rateLimited(let until) {
+            var attempts = UpstreamAttempts()
+            attempts.failed(upstream, error: .rateLimited(until: until))
+            throw attempts.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown"))
         } catch {
             throw RegistryError(.unknown, status: 502, "\(UpstreamClient.classify(error))")
         }
@@ -335,7 +343,7 @@ public final class PullService: Sendable {
                     attempts.failed(upstream, "answered \(response.status)", status: response.status)
                 }
             } catch let error as UpstreamError {
-                attempts.failed(upstream, error.description, timeout: error.isTimeout)
+                attempts.failed(upstream, error: error)
             } catch {
                 attempts.failed(upstream, "\(error)")
             }

@@ -1,3 +1,4 @@
+import Foundation
 import MirrorGateUpstream
 import RegistryModel
 
@@ -8,6 +9,8 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         case notFound(Int)
         case failed(String, timeout: Bool, status: Int?)
         case skipped(String)
+        /// Not asked: its pull budget is spent until the date (if known).
+        case budget(Date?)
     }
 
     public private(set) var entries: [(upstream: String, outcome: Outcome)] = []
@@ -27,6 +30,15 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         entries.append((upstream.name, .skipped(reason)))
     }
 
+    /// Records a request that did not produce an answer.
+    public mutating func failed(_ upstream: Upstream, error: UpstreamError) {
+        if case .rateLimited(let until) = error {
+            entries.append((upstream.name, .budget(until)))
+        } else {
+            failed(upstream, error.description, timeout: error.isTimeout)
+        }
+    }
+
     public var isEmpty: Bool { entries.isEmpty }
 
     public var description: String {
@@ -35,6 +47,7 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
             case .notFound(let status): "\(entry.upstream): not found (\(status))"
             case .failed(let reason, _, _): "\(entry.upstream): \(reason)"
             case .skipped(let reason): "\(entry.upstream): skipped (\(reason))"
+            case .budget(let until): "\(entry.upstream): skipped (pull budget spent\(until.map { " until \(Self.timestamp($0))" } ?? ""))"
             }
         }.joined(separator: "; ")
     }
@@ -44,6 +57,18 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
     public func clientError(notFound: RegistryError) -> RegistryError {
         if entries.isEmpty {
             return RegistryError(.unavailable, status: 503, "no upstream is available for this registry")
+        }
+        let budgetResets = entries.compactMap { entry -> Date?? in
+            if case .budget(let until) = entry.outcome { return .some(until) }
+            return nil
+        }
+        if !budgetResets.isEmpty {
+            // Content may exist upstream but no budget is left to fetch it: 429, never a 5xx.
+            let earliest = budgetResets.compactMap { $0 }.min()
+            let seconds = earliest.map { max(1, Int($0.timeIntervalSinceNow.rounded(.up))) } ?? 60
+            return RegistryError(
+                .tooManyRequests, "every upstream that could serve this has spent its pull budget: \(description)",
+                headers: [("Retry-After", String(seconds))])
         }
         let notFoundStatuses = entries.compactMap { entry -> Int? in
             if case .notFound(let status) = entry.outcome { return status }
@@ -76,5 +101,11 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
             return RegistryError(.tooManyRequests, "every upstream is rate limited: \(description)")
         }
         return RegistryError(.unknown, status: 502, "no upstream could serve the request: \(description)")
+    }
+}
+
+extension UpstreamAttempts {
+    static func timestamp(_ date: Date) -> String {
+        ISO8601DateFormatter().string(from: date)
     }
 }

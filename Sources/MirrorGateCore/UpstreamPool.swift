@@ -7,12 +7,14 @@ public final class UpstreamPool: Sendable {
     public let client: UpstreamClient
     public let router: UpstreamRouter
     public let health: UpstreamHealth
+    public let quota: QuotaBook
     let logger: Logger
 
-    public init(client: UpstreamClient, router: UpstreamRouter, health: UpstreamHealth, logger: Logger) {
+    public init(client: UpstreamClient, router: UpstreamRouter, health: UpstreamHealth, quota: QuotaBook, logger: Logger) {
         self.client = client
         self.router = router
         self.health = health
+        self.quota = quota
         self.logger = logger
     }
 
@@ -26,21 +28,37 @@ public final class UpstreamPool: Sendable {
         health.admit(upstream)
     }
 
-    /// Sends a request and records the outcome: a transport error, a 5xx or a 429 counts as a
-    /// failure; any other answer (404 included) shows the upstream is alive.
+    /// Sends a request and records the outcome.
+    ///
+    /// - Budget: a manifest GET is a spend and is refused (``UpstreamError/rateLimited(until:)``,
+    ///   nothing sent) when the upstream's budget is spent; every answer's `ratelimit-*` headers
+    ///   and 429s update the budget.
+    /// - Health: a transport error or a 5xx counts as a failure; any other answer (404
+    ///   included) shows the upstream is alive. A 429 is a budget matter, not a health one.
     public func send(_ request: UpstreamClient.Request, to upstream: Upstream) async throws(UpstreamError) -> UpstreamResponse {
+        let isManifest = request.path.contains("/manifests/")
+        let spends = isManifest && request.method == .GET
+        let admission = spends ? quota.reserveManifestGET(upstream) : quota.admitFree(upstream)
+        if case .failure(let refusal) = admission { throw refusal }
+        let response: UpstreamResponse
         do {
-            let response = try await client.send(request, to: upstream)
-            if response.status >= 500 || response.status == 429 {
-                recordFailure(upstream, "answered \(response.status)")
-            } else {
-                health.recordSuccess(upstream)
-            }
-            return response
+            response = try await client.send(request, to: upstream)
         } catch {
+            if spends { await quota.finishManifestGET(upstream, status: nil, headers: nil) }
             recordFailure(upstream, error.description)
             throw error
         }
+        if spends {
+            await quota.finishManifestGET(upstream, status: response.status, headers: response.headers)
+        } else if isManifest || response.status == 429 {
+            await quota.observe(upstream, status: response.status, headers: response.headers, manifestGET: false)
+        }
+        if response.status >= 500 {
+            recordFailure(upstream, "answered \(response.status)")
+        } else {
+            health.recordSuccess(upstream)
+        }
+        return response
     }
 
     /// Counts a failure found after the head arrived (stalled body, digest mismatch).

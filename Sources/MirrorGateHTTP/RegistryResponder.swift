@@ -53,6 +53,14 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         switch rawPath {
         case "/healthz", "/readyz":
             return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        case "/_mirrorgate/upstreams":
+            guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let body = try encoder.encode(service.pool.statusReport())
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         default:
             break
         }

@@ -42,6 +42,33 @@ public struct ObjectRecord: Sendable, Equatable {
     }
 }
 
+/// What the gateway learned about one upstream credential's pull budget.
+public struct BudgetRecord: Sendable, Equatable {
+    /// The budget's key: upstream origin and credential (never the secret).
+    public var key: String
+    public var learnedLimit: Int?
+    public var learnedRemaining: Int?
+    /// Window the upstream announced (`w=`), in seconds.
+    public var learnedWindow: Double?
+    public var learnedAt: Date?
+    /// No manifest GET before this (after a 429 or an announced zero).
+    public var getBlockedUntil: Date?
+    /// No request at all before this (a 429 on HEAD or a blob).
+    public var allBlockedUntil: Date?
+    public var lastError: String?
+
+    public init(key: String, learnedLimit: Int? = nil, learnedRemaining: Int? = nil, learnedWindow: Double? = nil, learnedAt: Date? = nil, getBlockedUntil: Date? = nil, allBlockedUntil: Date? = nil, lastError: String? = nil) {
+        self.key = key
+        self.learnedLimit = learnedLimit
+        self.learnedRemaining = learnedRemaining
+        self.learnedWindow = learnedWindow
+        self.learnedAt = learnedAt
+        self.getBlockedUntil = getBlockedUntil
+        self.allBlockedUntil = allBlockedUntil
+        self.lastError = lastError
+    }
+}
+
 /// Metadata about cached content and tags. A later step adds a PostgreSQL implementation
 /// shared by several replicas; the local default is SQLite.
 public protocol MetadataStore: Sendable {
@@ -50,4 +77,13 @@ public protocol MetadataStore: Sendable {
     func object(_ digest: Digest) async throws -> ObjectRecord?
     func saveObject(_ record: ObjectRecord) async throws
     func removeObject(_ digest: Digest) async throws
+
+    /// Records one spent pull (a manifest GET) on a budget, durably, before it is used.
+    func recordSpend(budget: String, at: Date) async throws
+    /// Spends at or after `since`, oldest first.
+    func spends(since: Date) async throws -> [(budget: String, at: Date)]
+    /// Drops spends older than `before`.
+    func pruneSpends(before: Date) async throws
+    func saveBudget(_ record: BudgetRecord) async throws
+    func budgets() async throws -> [BudgetRecord]
 }

@@ -46,7 +46,80 @@ public final class SQLiteMetadataStore: MetadataStore {
                 );
                 """)
         }
+        migrator.registerMigration("v2-budgets") { db in
+            try db.execute(sql: """
+                CREATE TABLE spends (budget TEXT NOT NULL, at REAL NOT NULL);
+                CREATE INDEX spends_at ON spends(at);
+                CREATE TABLE budgets (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    learned_limit INTEGER,
+                    learned_remaining INTEGER,
+                    learned_window REAL,
+                    learned_at REAL,
+                    get_blocked_until REAL,
+                    all_blocked_until REAL,
+                    last_error TEXT
+                );
+                """)
+        }
         return migrator
+    }
+
+    public func recordSpend(budget: String, at: Date) async throws {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(sql: "INSERT INTO spends (budget, at) VALUES (?, ?)", arguments: [budget, at.timeIntervalSince1970])
+            }
+        }
+    }
+
+    public func spends(since: Date) async throws -> [(budget: String, at: Date)] {
+        try await wrap {
+            try await pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT budget, at FROM spends WHERE at >= ? ORDER BY at", arguments: [since.timeIntervalSince1970])
+                    .map { (budget: $0["budget"] as String, at: Date(timeIntervalSince1970: $0["at"])) }
+            }
+        }
+    }
+
+    public func pruneSpends(before: Date) async throws {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(sql: "DELETE FROM spends WHERE at < ?", arguments: [before.timeIntervalSince1970])
+            }
+        }
+    }
+
+    public func saveBudget(_ r: BudgetRecord) async throws {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO budgets
+                          (key, learned_limit, learned_remaining, learned_window, learned_at, get_blocked_until, all_blocked_until, last_error)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        r.key, r.learnedLimit, r.learnedRemaining, r.learnedWindow, r.learnedAt?.timeIntervalSince1970,
+                        r.getBlockedUntil?.timeIntervalSince1970, r.allBlockedUntil?.timeIntervalSince1970, r.lastError,
+                    ])
+            }
+        }
+    }
+
+    public func budgets() async throws -> [BudgetRecord] {
+        try await wrap {
+            try await pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM budgets").map { row in
+                    func date(_ column: String) -> Date? { (row[column] as Double?).map(Date.init(timeIntervalSince1970:)) }
+                    return BudgetRecord(
+                        key: row["key"], learnedLimit: row["learned_limit"], learnedRemaining: row["learned_remaining"],
+                        learnedWindow: row["learned_window"], learnedAt: date("learned_at"),
+                        getBlockedUntil: date("get_blocked_until"), allBlockedUntil: date("all_blocked_until"),
+                        lastError: row["last_error"])
+                }
+            }
+        }
     }
 
     public func tag(registry: String, repository: String, tag: String) async throws -> TagRecord? {

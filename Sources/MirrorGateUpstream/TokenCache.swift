@@ -2,6 +2,7 @@ import Foundation
 
 /// Bearer tokens per (upstream, realm, service, scope), kept until `issued_at + expires_in`
 /// (at least 60 s, as the token spec and distribution's client require), minus a safety margin.
+/// Concurrent requests for the same key share one token fetch.
 actor TokenCache {
     struct Key: Hashable {
         var upstream: String
@@ -16,6 +17,7 @@ actor TokenCache {
     }
 
     private var entries: [Key: Entry] = [:]
+    private var inflight: [Key: Task<(token: String, lifetime: Duration), any Error>] = [:]
     private let clock = ContinuousClock()
 
     func token(for key: Key) -> String? {
@@ -36,5 +38,17 @@ actor TokenCache {
 
     func drop(_ key: Key) {
         entries[key] = nil
+    }
+
+    /// The cached token, or the result of `fetch` — run once however many callers wait.
+    func token(for key: Key, fetch: @escaping @Sendable () async throws -> (token: String, lifetime: Duration)) async throws -> String {
+        if let cached = token(for: key) { return cached }
+        if let running = inflight[key] { return try await running.value.token }
+        let task = Task { try await fetch() }
+        inflight[key] = task
+        defer { inflight[key] = nil }
+        let result = try await task.value
+        store(result.token, lifetime: result.lifetime, for: key)
+        return result.token
     }
 }

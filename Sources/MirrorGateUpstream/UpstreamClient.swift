@@ -169,9 +169,18 @@ public final class UpstreamClient: Sendable {
             let service = bearer.parameters["service"] ?? ""
             let key = TokenCache.Key(upstream: upstream.name, realm: realm, service: service, scope: scope ?? bearer.parameters["scope"] ?? "")
             await realmIndex.set(upstream.name, realm: realm, service: service)
-            let token = try await fetchToken(realm: realm, service: service, scope: key.scope, upstream: upstream, client: client)
-            await tokens.store(token.value, lifetime: token.lifetime, for: key)
-            return Authorization(header: "Bearer \(token.value)", cacheKey: key)
+            let token: String
+            do {
+                token = try await tokens.token(for: key) { [self] in
+                    let fetched = try await fetchToken(realm: realm, service: service, scope: key.scope, upstream: upstream, client: client)
+                    return (fetched.value, fetched.lifetime)
+                }
+            } catch let error as UpstreamError {
+                throw error
+            } catch {
+                throw .authentication("\(error)")
+            }
+            return Authorization(header: "Bearer \(token)", cacheKey: key)
         }
         if challenges.contains(where: { $0.scheme == "basic" }), let basic = basicCredentials(upstream) {
             knownBasic.insert(upstream.name)
@@ -180,11 +189,47 @@ public final class UpstreamClient: Sendable {
         return nil
     }
 
+    /// Gets a token from `realm`: with credentials, the OAuth2 password grant (form POST) first,
+    /// falling back to GET with Basic on 404, 405, 400 or 401, as containerd does; anonymously,
+    /// a plain GET. Credentials are sent only to a realm allowed for this upstream.
     private func fetchToken(realm: String, service: String, scope: String, upstream: Upstream, client: HTTPClient) async throws(UpstreamError) -> (value: String, lifetime: Duration) {
         guard var components = URLComponents(string: realm), let scheme = components.scheme?.lowercased(),
               scheme == "https" || scheme == "http", let realmHost = components.host
         else {
             throw .authentication("token realm is not an http(s) URL")
+        }
+        var credentials: (user: String, password: String)?
+        if let user = upstream.config.username, let password = upstream.config.password {
+            if Self.realmMayReceiveCredentials(realmHost: realmHost.lowercased(), upstream: upstream) {
+                credentials = (user, password.value)
+            } else {
+                logger.warning("refusing to send credentials to a token realm on a foreign host; asking anonymously", metadata: [
+                    "upstream": "\(upstream.name)", "realm_host": "\(realmHost)",
+                ])
+            }
+        }
+        if let credentials {
+            var form = URLComponents()
+            form.queryItems = [
+                URLQueryItem(name: "grant_type", value: "password"),
+                URLQueryItem(name: "service", value: service),
+                URLQueryItem(name: "client_id", value: "mirrorgate"),
+                URLQueryItem(name: "access_type", value: "online"),
+                URLQueryItem(name: "scope", value: scope),
+                URLQueryItem(name: "username", value: credentials.user),
+                URLQueryItem(name: "password", value: credentials.password),
+            ]
+            var request = HTTPClientRequest(url: realm)
+            request.method = .POST
+            request.headers.add(name: "User-Agent", value: "mirrorgate/0.1")
+            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            let body = (form.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
+            request.body = .bytes(ByteBuffer(string: body))
+            let (status, answer) = try await tokenRequest(request, client: client)
+            if status == 200 { return try Self.decodeToken(answer) }
+            guard [400, 401, 404, 405].contains(status) else {
+                throw .authentication("token service answered \(status) to the OAuth2 form")
+            }
         }
         var items = components.queryItems ?? []
         if !service.isEmpty { items.append(URLQueryItem(name: "service", value: service)) }
@@ -193,37 +238,53 @@ public final class UpstreamClient: Sendable {
         guard let url = components.url?.absoluteString else { throw .authentication("bad token realm") }
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "User-Agent", value: "mirrorgate/0.1")
-        // Credentials go only to the upstream's own host or a realm it lists in auth_hosts;
-        // otherwise the token is requested anonymously.
-        if let basic = basicCredentials(upstream) {
-            if Self.realmMayReceiveCredentials(realmHost: realmHost.lowercased(), upstream: upstream) {
-                request.headers.add(name: "Authorization", value: basic)
-            } else {
-                logger.warning("not sending credentials to a token realm on a foreign host", metadata: ["upstream": "\(upstream.name)", "realm_host": "\(realmHost)"])
-            }
+        if let credentials {
+            request.headers.add(name: "Authorization", value: "Basic " + Data("\(credentials.user):\(credentials.password)".utf8).base64EncodedString())
         }
-        let response: HTTPClientResponse
-        let body: ByteBuffer
+        let (status, answer) = try await tokenRequest(request, client: client)
+        guard status == 200 else { throw .authentication("token service answered \(status)") }
+        return try Self.decodeToken(answer)
+    }
+
+    private func tokenRequest(_ request: HTTPClientRequest, client: HTTPClient) async throws(UpstreamError) -> (Int, ByteBuffer) {
         do {
-            response = try await client.execute(request, timeout: timeout)
-            body = try await response.body.collect(upTo: 1 << 20)
+            let response = try await client.execute(request, timeout: timeout)
+            let body = try await response.body.collect(upTo: 1 << 20)
+            return (Int(response.status.code), body)
         } catch {
             throw .authentication("token request failed: \(Self.classify(error))")
         }
-        guard response.status.code == 200 else {
-            throw .authentication("token service answered \(response.status.code)")
-        }
+    }
+
+    /// `{"token"|"access_token", "expires_in", "issued_at"}` → the token and how long it stays
+    /// valid from now: `issued_at + expires_in`, at least 60 s.
+    static func decodeToken(_ body: ByteBuffer, now: Date = Date()) throws(UpstreamError) -> (value: String, lifetime: Duration) {
         struct TokenResponse: Decodable {
             var token: String?
             var access_token: String?
             var expires_in: Int?
+            var issued_at: String?
         }
         guard let decoded = try? JSONDecoder().decode(TokenResponse.self, from: Data(body.readableBytesView)),
               let token = decoded.token ?? decoded.access_token, !token.isEmpty
         else {
             throw .authentication("token service answered without a token")
         }
-        return (token, .seconds(max(decoded.expires_in ?? 60, 60)))
+        let expiresIn = Double(max(decoded.expires_in ?? 60, 60))
+        var lifetime = expiresIn
+        if let issued = decoded.issued_at, let issuedAt = Self.parseTimestamp(issued) {
+            lifetime = max(issuedAt.addingTimeInterval(expiresIn).timeIntervalSince(now), 0)
+            lifetime = min(lifetime, expiresIn)
+        }
+        return (token, .milliseconds(Int64(max(lifetime, 1) * 1000)))
+    }
+
+    static func parseTimestamp(_ s: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = formatter.date(from: s) { return d }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: s)
     }
 
     /// Same host as the upstream, a host listed in `auth_hosts`, or a host on the same

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Why an upstream request failed before producing a usable response.
 public enum UpstreamError: Error, Sendable, CustomStringConvertible {
     /// Connection refused, reset, DNS or TLS failure.
@@ -10,6 +12,8 @@ public enum UpstreamError: Error, Sendable, CustomStringConvertible {
     case authentication(String)
     /// A malformed or unexpected response.
     case protocolViolation(String)
+    /// Not sent: the upstream's pull budget is spent (or it answered 429) until the given time.
+    case rateLimited(until: Date?)
 
     public var description: String {
         switch self {
@@ -18,6 +22,7 @@ public enum UpstreamError: Error, Sendable, CustomStringConvertible {
         case .redirect(let m): "redirect refused: \(m)"
         case .authentication(let m): "authentication failed: \(m)"
         case .protocolViolation(let m): "bad response: \(m)"
+        case .rateLimited(let until): "budget spent" + (until.map { " until \(ISO8601DateFormatter().string(from: $0))" } ?? "")
         }
     }
 }

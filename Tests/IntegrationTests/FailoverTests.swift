@@ -129,12 +129,13 @@ struct FailoverTests {
                 // up1 does not hold the images (404), up2 is the front answering as told, up3 serves.
                 let config = Self.config([empty.url, front.url, holder.url], threshold: 100)
                 try await GatewayProcess.with(config) { gateway in
-                    for (status, fixture) in fixtures.sorted(by: { $0.key < $1.key }) {
+                    func pull(_ status: Int) async throws {
                         try await front.fail(with: status)
                         let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "library/app\(status)", reference: "v1")
-                        #expect(pulled.allDigests == fixture.allDigests)
+                        #expect(pulled.allDigests == fixtures[status]!.allDigests)
                         #expect(gateway.logText().contains("up2: answered \(status)"), "\(gateway.logTail())")
                     }
+                    try await pull(500)
                     #expect(gateway.logText().contains("up1: not found (404)"))
                     #expect(gateway.logText().contains("served_by=up3"))
 
@@ -144,6 +145,19 @@ struct FailoverTests {
                         "\(gateway.url)/v2/library/missing/manifests/v1", headers: [("Accept", "application/vnd.oci.image.manifest.v1+json")])
                     #expect(unknown.status == 404)
                     #expect(try envelopeCode(unknown.body) == "MANIFEST_UNKNOWN")
+
+                    // A 429 also moves on; afterwards the front is left alone until its Retry-After.
+                    try await pull(429)
+                    try await front.fail(with: 0)
+                    func repositoryRequests() async throws -> [String] {
+                        try await front.requests().filter { !$0.hasPrefix("GET /v2/ ") }  // health probes are not pulls
+                    }
+                    let requestsBefore = try await repositoryRequests().count
+                    let other = try ImageFixture.make(.ociImage, tag: "v2")
+                    try await skopeo.push(other, to: holder.hostPort, repository: "library/app429", tag: "v2")
+                    _ = try await skopeo.pull(from: gateway.hostPort, repository: "library/app429", reference: "v2")
+                    #expect(try await repositoryRequests().count == requestsBefore, "a rate-limited upstream was asked again before its Retry-After")
+                    #expect(gateway.logText().contains("up2: skipped (pull budget spent"))
                 }
                 // Every upstream failing → 502 within a bounded time, naming each upstream.
                 try await front.fail(with: 500)

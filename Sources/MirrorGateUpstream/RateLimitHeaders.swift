@@ -1,0 +1,58 @@
+import NIOHTTP1
+
+/// Docker Hub's rate-limit headers, as sent on manifest GET and HEAD answers:
+/// `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 20;w=21600` (also spelled
+/// `x-ratelimit-*`). Absent headers mean "not limited".
+///
+/// Hand-written: the values are RFC 8941-like lists but registries send them loosely, and no
+/// maintained Swift library parses this draft's form.
+public struct RateLimitHeaders: Equatable, Sendable {
+    public var limit: Int?
+    public var remaining: Int?
+    /// The window from `w=`, if given.
+    public var window: Duration?
+
+    public init(limit: Int? = nil, remaining: Int? = nil, window: Duration? = nil) {
+        self.limit = limit
+        self.remaining = remaining
+        self.window = window
+    }
+
+    /// Reads the headers of a response; `nil` when it carries none.
+    public init?(headers: HTTPHeaders) {
+        func first(_ names: [String]) -> String? {
+            for name in names { if let v = headers.first(name: name) { return v } }
+            return nil
+        }
+        let limitValue = first(["ratelimit-limit", "x-ratelimit-limit"])
+        let remainingValue = first(["ratelimit-remaining", "x-ratelimit-remaining"])
+        guard limitValue != nil || remainingValue != nil else { return nil }
+        self.init(limitHeader: limitValue, remainingHeader: remainingValue)
+        if limit == nil, remaining == nil { return nil }
+    }
+
+    /// Parses the two header values (either may be nil).
+    public init(limitHeader: String?, remainingHeader: String?) {
+        let l = limitHeader.map(Self.parse)
+        let r = remainingHeader.map(Self.parse)
+        self.init(limit: l?.value, remaining: r?.value, window: l?.window ?? r?.window)
+    }
+
+    /// `100;w=21600` → (100, 21600 s). Tolerates spaces, other parameters and a list
+    /// (`100, 100;w=21600`, where the first number is the current limit).
+    static func parse(_ raw: String) -> (value: Int?, window: Duration?) {
+        var value: Int?
+        var window: Duration?
+        for item in raw.split(separator: ",") {
+            let parts = item.split(separator: ";").map { String($0).trimmingCharacters(in: " ") }
+            if value == nil, let first = parts.first, let n = Int(first), n >= 0 { value = n }
+            for parameter in parts.dropFirst() {
+                let kv = parameter.split(separator: "=", maxSplits: 1)
+                if kv.count == 2, kv[0].lowercased() == "w", let seconds = Int(String(kv[1]).trimmingCharacters(in: " ")), seconds > 0, window == nil {
+                    window = .seconds(seconds)
+                }
+            }
+        }
+        return (value, window)
+    }
+}
