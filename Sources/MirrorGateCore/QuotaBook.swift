@@ -157,8 +157,6 @@ public final class QuotaBook: Sendable {
                 let windowEnd = oldest.map { $0.addingTimeInterval(window) } ?? now.addingTimeInterval(window)
                 if manifestGET {
                     budget.record.getBlockedUntil = retryAfter ?? windowEnd
-                    budget.record.learnedRemaining = 0
-                    budget.record.learnedAt = now
                 } else {
                     // A 429 on HEAD or a blob: Hub's abuse limit, or an exhausted HEAD. Stop everything.
                     budget.record.allBlockedUntil = retryAfter ?? now.addingTimeInterval(min(window, 60))

@@ -1,0 +1,63 @@
+import Foundation
+import NIOHTTP1
+import Testing
+
+@testable import MirrorGateUpstream
+
+@Suite("RateLimitHeaders")
+struct RateLimitHeadersTests {
+    @Test func parsesDockerHubHeaders() throws {
+        let headers: HTTPHeaders = ["ratelimit-limit": "100;w=21600", "ratelimit-remaining": "20;w=21600", "docker-ratelimit-source": "1.2.3.4"]
+        let parsed = try #require(RateLimitHeaders(headers: headers))
+        #expect(parsed == RateLimitHeaders(limit: 100, remaining: 20, window: .seconds(21600)))
+    }
+
+    @Test func parsesTheXSpellingCaseInsensitively() throws {
+        let headers: HTTPHeaders = ["X-RateLimit-Limit": "200;w=3600", "X-RateLimit-Remaining": "0;w=3600"]
+        #expect(RateLimitHeaders(headers: headers) == RateLimitHeaders(limit: 200, remaining: 0, window: .seconds(3600)))
+    }
+
+    @Test func toleratesListsSpacesAndMissingWindow() {
+        #expect(RateLimitHeaders(limitHeader: "100, 100;w=21600", remainingHeader: " 7 ") == RateLimitHeaders(limit: 100, remaining: 7, window: .seconds(21600)))
+        #expect(RateLimitHeaders(limitHeader: nil, remainingHeader: "3;w=60;comment=\"x\"") == RateLimitHeaders(limit: nil, remaining: 3, window: .seconds(60)))
+    }
+
+    @Test func absentOrGarbageMeansNotLimited() {
+        #expect(RateLimitHeaders(headers: [:]) == nil)
+        #expect(RateLimitHeaders(headers: ["ratelimit-remaining": "lots"]) == nil)
+        #expect(RateLimitHeaders(limitHeader: "-5;w=-1", remainingHeader: nil) == RateLimitHeaders(limit: nil, remaining: nil, window: nil))
+    }
+
+    @Test func tokenLifetimeCountsFromIssuedAtAndIsAtLeastSixtySeconds() throws {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let issued = ISO8601DateFormatter().string(from: now.addingTimeInterval(-100))
+        let body = "{\"token\":\"abc\",\"expires_in\":300,\"issued_at\":\"\(issued)\"}"
+        let token = try UpstreamClient.decodeToken(.init(string: body), now: now)
+        #expect(token.value == "abc")
+        #expect(token.lifetime == .seconds(200))
+        let short = try UpstreamClient.decodeToken(.init(string: "{\"access_token\":\"x\",\"expires_in\":5}"), now: now)
+        #expect(short.value == "x")
+        #expect(short.lifetime == .seconds(60))
+        #expect(throws: UpstreamError.self) { try UpstreamClient.decodeToken(.init(string: "{\"expires_in\":5}"), now: now) }
+    }
+
+    @Test func credentialsGoOnlyToTheUpstreamsOwnDomainOrAuthHosts() throws {
+        let config = try MirrorGateConfig.ConfigLoader(environment: [:]).load(yaml: """
+            registries:
+              docker.io:
+                upstreams:
+                  - url: https://registry-1.docker.io
+                    username: u
+                    password: p
+                    auth_hosts: [login.example.com]
+            """)
+        let upstream = Upstream(registry: "docker.io", config: config.registries[0].upstreams[0])
+        #expect(UpstreamClient.realmMayReceiveCredentials(realmHost: "registry-1.docker.io", upstream: upstream))
+        #expect(UpstreamClient.realmMayReceiveCredentials(realmHost: "auth.docker.io", upstream: upstream))
+        #expect(UpstreamClient.realmMayReceiveCredentials(realmHost: "login.example.com", upstream: upstream))
+        #expect(!UpstreamClient.realmMayReceiveCredentials(realmHost: "evil.example.net", upstream: upstream))
+        #expect(!UpstreamClient.realmMayReceiveCredentials(realmHost: "docker.io.evil.net", upstream: upstream))
+    }
+}
+
+import MirrorGateConfig
