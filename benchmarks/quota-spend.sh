@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Manifest GETs spent upstream (Docker Hub's pull unit) for one workload, MirrorGate vs
+# distribution's proxy mode (Debian's docker-registry), side by side in one run.
+#
+# Workload: M images (each a 2-platform OCI index) x T tags, pulled round-robin with
+# `skopeo copy --all` until N pulls are done; half-way one tag is re-pushed with new content
+# (a moved tag must cost one new GET). Each system pulls from its own Docker Hub-style
+# rate-limit front (Tests/IntegrationTests/Fixtures/registry_front.py) in front of one shared
+# upstream registry; the fronts count successful manifest GETs (spends) and HEADs (free).
+#
+#   benchmarks/quota-spend.sh [N] [M] [T]      (defaults 60 3 2; needs: make release)
+set -euo pipefail
+N=${1:-60}; M=${2:-3}; T=${3:-2}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+gateway_bin=${MIRRORGATE_BIN:-$root/.build/release/mirrorgate}
+front_py="$root/Tests/IntegrationTests/Fixtures/registry_front.py"
+[ -x "$gateway_bin" ] || { echo "build first: make release" >&2; exit 1; }
+work=$(mktemp -d /tmp/mirrorgate-quota.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_http() { for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+
+registry() { # name port [proxy-remote]
+  { echo "version: 0.1"; echo "log: {level: error, accesslog: {disabled: true}}"
+    echo "storage: {filesystem: {rootdirectory: $work/$1}}"; echo "http: {addr: 127.0.0.1:$2}"
+    [ -n "${3:-}" ] && echo "proxy: {remoteurl: $3}"; true; } > "$work/$1.yml"
+  docker-registry serve "$work/$1.yml" > "$work/$1.log" 2>&1 & pids+=($!)
+  wait_http "http://127.0.0.1:$2/v2/"
+}
+front() { # port backend
+  python3 "$front_py" --listen "127.0.0.1:$1" --backend "$2" > /dev/null 2>&1 & pids+=($!)
+  wait_http "http://127.0.0.1:$1/v2/"
+  curl -sf -X POST -H 'Content-Type: application/json' -d '{"ratelimit": {"limit": 100000, "window": 21600}}' "http://127.0.0.1:$1/_front/mode" > /dev/null
+}
+spent() { python3 -c 'import json,sys; print(json.load(sys.stdin)["used"])' < <(curl -sf "http://127.0.0.1:$1/_front/ratelimit"); }
+heads() { curl -sf "http://127.0.0.1:$1/_front/log" | grep -c '^HEAD /v2/.*/manifests/' || true; }
+
+up=$(free_port); registry upstream "$up"
+make_image() { # dir tag → pushes an index of two 1-layer images
+  python3 - "$1" <<'PY'
+import hashlib, json, os, sys
+root = sys.argv[1]; os.makedirs(root + "/blobs/sha256", exist_ok=True)
+def put(b):
+    d = hashlib.sha256(b).hexdigest(); open(f"{root}/blobs/sha256/{d}", "wb").write(b); return {"digest": "sha256:" + d, "size": len(b)}
+children = []
+for arch in ("amd64", "arm64"):
+    layer = put(os.urandom(256 << 10))
+    config = put(json.dumps({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
+    m = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
+        "layers": [dict(layer, mediaType="application/vnd.oci.image.layer.v1.tar")]}).encode())
+    children.append(dict(m, mediaType="application/vnd.oci.image.manifest.v1+json", platform={"architecture": arch, "os": "linux"}))
+index = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children}).encode())
+open(root + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+json.dump({"schemaVersion": 2, "manifests": [dict(index, mediaType="application/vnd.oci.image.index.v1+json", annotations={"org.opencontainers.image.ref.name": "t"})]}, open(root + "/index.json", "w"))
+PY
+}
+push() { skopeo copy -q --all --insecure-policy --preserve-digests --dest-tls-verify=false "oci:$1:t" "docker://127.0.0.1:$up/library/$2"; }
+for m in $(seq "$M"); do
+  make_image "$work/img$m"
+  for t in $(seq "$T"); do push "$work/img$m" "app$m:v$t"; done
+done
+
+fd=$(free_port); front "$fd" "http://127.0.0.1:$up"
+pd=$(free_port); registry proxy "$pd" "http://127.0.0.1:$fd"
+run_gateway() { # ttl → port
+  local f g; f=$(free_port); g=$(free_port); front "$f" "http://127.0.0.1:$up"
+  printf 'listen: 127.0.0.1:%s\nstorage: {path: %s}\ntags: {ttl: %s}\nregistries:\n  docker.io:\n    upstreams:\n      - {name: hub, url: "http://127.0.0.1:%s"}\n' \
+    "$g" "$work/cache-$1" "$1" "$f" > "$work/gw-$1.yaml"
+  "$gateway_bin" serve --config "$work/gw-$1.yaml" --log-level error > "$work/gw-$1.log" 2>&1 & pids+=($!)
+  wait_http "http://127.0.0.1:$g/v2/"
+  echo "$g $f"
+}
+read -r g10 f10 < <(run_gateway 10m)
+read -r g0 f0 < <(run_gateway 0s)
+
+pull() { rm -rf "$work/out"; skopeo copy -q --all --insecure-policy --preserve-digests --src-tls-verify=false "docker://127.0.0.1:$1/library/$2" "dir:$work/out"; }
+for i in $(seq 0 $((N - 1))); do
+  m=$((i % M + 1)); t=$(((i / M) % T + 1))
+  if [ "$i" -eq $((N / 2)) ]; then make_image "$work/moved"; push "$work/moved" "app1:v1"; fi
+  for port in "$pd" "$g10" "$g0"; do pull "$port" "app$m:v$t"; done
+done
+
+distinct=$((M * 3 + 3))
+echo "workload: $N pulls (skopeo copy --all) over $M images x $T tags, 2-platform OCI indexes; app1:v1 moved half-way"
+echo "distinct manifests in play: $distinct (tags of one image share content: M x (index + 2 platform manifests), plus the moved tag's 3)"
+printf '%-34s %12s %10s\n' "system" "manifest GETs" "HEADs"
+printf '%-34s %12s %10s\n' "distribution proxy (2.8)" "$(spent "$fd")" "$(heads "$fd")"
+printf '%-34s %12s %10s\n' "MirrorGate, tags.ttl 10m" "$(spent "$f10")" "$(heads "$f10")"
+printf '%-34s %12s %10s\n' "MirrorGate, tags.ttl 0s" "$(spent "$f0")" "$(heads "$f0")"
