@@ -99,7 +99,7 @@ public final class UpstreamClient: Sendable {
 
             if status == 401, sameOrigin, !retriedAuth, request.authenticate {
                 retriedAuth = true
-                let challenges = response.headers[canonicalForm: "www-authenticate"].flatMap { AuthChallenge.parse(String($0)) }
+                let challenges = response.headers["www-authenticate"].flatMap { AuthChallenge.parse($0) }
                 _ = try? await response.body.collect(upTo: 1 << 20)
                 if let old = authorization, let key = old.cacheKey { await tokens.drop(key) }
                 if let fresh = try await authenticate(challenges: challenges, upstream: upstream, scope: scope, client: client) {
@@ -292,6 +292,10 @@ public final class UpstreamClient: Sendable {
     static func realmMayReceiveCredentials(realmHost: String, upstream: Upstream) -> Bool {
         let host = upstream.config.url.host
         if realmHost == host || upstream.config.authHosts.contains(realmHost) { return true }
+        // The registrable-domain rule applies to DNS names only: 127.0.0.2 is not "on the
+        // same domain" as 127.0.0.1.
+        func isName(_ h: String) -> Bool { h.contains { $0.isLetter } && !h.contains(":") }
+        guard isName(realmHost), isName(host) else { return false }
         let a = realmHost.split(separator: ".").suffix(2)
         let b = host.split(separator: ".").suffix(2)
         return a.count == 2 && a == b

@@ -12,17 +12,89 @@ failure mode is set with `POST /_front/mode` and a JSON body:
     {"status": 0}                   back to forwarding
     {"ignore_range": true}          forward without the Range header (a server that
                                     ignores ranges and answers 200 with the whole body)
+    {"ratelimit": {"limit": N, "window": SECONDS}}
+                                    Docker Hub's pull rate limit (see below); setting it
+                                    starts a fresh count. Options besides limit/window:
+                                    "headers": "x-" (x-ratelimit-* names), "head_429": true
+                                    (HEADs get 429 too once exhausted), "per_user": true
+                                    (one budget per Basic user or Bearer token `sub`)
+    {"ratelimit": null}             no rate limit, no headers
 `GET /_front/log` returns one line per request seen: "METHOD PATH STATUS".
+`GET /_front/ratelimit` returns {"enabled", "limit", "window", "used", "remaining",
+"headers", "head_429", "per_user", "users": {key: used}} (used/remaining: anonymous key
+"" when per_user, else the single budget; users: every key with counted pulls).
+
+The rate limit is Docker Hub's (docs.docker.com/docker-hub/usage/pulls): every response
+to a manifest GET or HEAD (`/v2/<name>/manifests/<ref>`) that got past authentication
+(anything but 401) carries `ratelimit-limit: N;w=W`, `ratelimit-remaining: R;w=W` and
+`docker-ratelimit-source: <client IP or user>`. Only successful (2xx) manifest GETs count,
+in a sliding window of W seconds; HEADs, blobs and failed GETs never do. Once N GETs were
+counted, a manifest GET that would have succeeded (checked with a HEAD to the backend, so
+401/404 still come from the backend) gets 429 TOOMANYREQUESTS with Hub's message and no
+Retry-After; HEADs keep answering 200 with remaining 0 (unless head_429).
 """
 import argparse
+import base64
 import http.client
 import http.server
 import json
+import re
 import threading
+import time
 import urllib.parse
 
-state = {"status": 0, "ignore_range": False, "log": []}
+state = {"status": 0, "ignore_range": False, "log": [], "ratelimit": None}
 lock = threading.Lock()
+
+MANIFEST_PATH = re.compile(r"^/v2/.+/manifests/[^/]+$")
+HUB_429_MESSAGE = ("You have reached your pull rate limit. You may increase the limit by authenticating "
+                   "and upgrading: https://www.docker.com/increase-rate-limit")
+
+
+def new_ratelimit(spec):
+    """The rate-limit state for a `{"ratelimit": {...}}` request (None turns it off)."""
+    if spec is None:
+        return None
+    headers = spec.get("headers", "") or ""
+    if headers not in ("", "x-"):
+        raise ValueError("headers must be \"\" or \"x-\"")
+    return {
+        "limit": int(spec["limit"]),
+        "window": int(spec["window"]),
+        "headers": headers,
+        "head_429": bool(spec.get("head_429", False)),
+        "per_user": bool(spec.get("per_user", False)),
+        "pulls": {},  # key -> [monotonic times of counted GETs]
+    }
+
+
+def prune(rl, key):
+    """The counted pulls of `key` still inside the window (called with `lock` held)."""
+    horizon = time.monotonic() - rl["window"]
+    pulls = [t for t in rl["pulls"].get(key, []) if t > horizon]
+    if pulls:
+        rl["pulls"][key] = pulls
+    else:
+        rl["pulls"].pop(key, None)
+    return pulls
+
+
+def ratelimit_snapshot():
+    with lock:
+        rl = state["ratelimit"]
+        if rl is None:
+            return {"enabled": False, "limit": None, "window": None, "used": 0, "remaining": None,
+                    "headers": None, "head_429": False, "per_user": False, "users": {}}
+        users = {}
+        for key in list(rl["pulls"]):
+            count = len(prune(rl, key))
+            if count:
+                users[key] = count
+        used = users.get("", 0) if rl["per_user"] else sum(users.values())
+        return {"enabled": True, "limit": rl["limit"], "window": rl["window"], "used": used,
+                "remaining": max(0, rl["limit"] - used), "headers": rl["headers"],
+                "head_429": rl["head_429"], "per_user": rl["per_user"], "users": users}
+
 
 CODES = {429: "TOOMANYREQUESTS", 500: "UNKNOWN", 502: "UNKNOWN", 503: "UNAVAILABLE", 404: "NAME_UNKNOWN", 401: "UNAUTHORIZED", 403: "DENIED"}
 
@@ -42,16 +114,24 @@ class Front(http.server.BaseHTTPRequestHandler):
         if self.path == "/_front/mode" and self.command == "POST":
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
+            try:
+                ratelimit = new_ratelimit(body["ratelimit"]) if "ratelimit" in body else None
+            except (KeyError, TypeError, ValueError) as error:
+                return self.reply(400, json.dumps({"error": f"bad ratelimit: {error!r}"}).encode())
             with lock:
                 if "status" in body:
                     state["status"] = int(body["status"])
                 if "ignore_range" in body:
                     state["ignore_range"] = bool(body["ignore_range"])
+                if "ratelimit" in body:
+                    state["ratelimit"] = ratelimit
             self.reply(200, b"{}")
         elif self.path == "/_front/log":
             with lock:
                 text = "\n".join(state["log"]).encode()
             self.reply(200, text)
+        elif self.path == "/_front/ratelimit":
+            self.reply(200, json.dumps(ratelimit_snapshot()).encode(), [("Content-Type", "application/json")])
         else:
             self.reply(404, b"{}")
 
@@ -64,9 +144,111 @@ class Front(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    # --- Docker Hub rate limit -------------------------------------------------------
+
+    def ratelimit_key(self, rl):
+        """Whose budget a request spends: "" (anonymous, by IP) unless per_user is on and
+        the request names a user (Basic user name, or the `sub` of a Bearer JWT)."""
+        if not rl["per_user"]:
+            return ""
+        scheme, _, rest = (self.headers.get("Authorization") or "").partition(" ")
+        try:
+            if scheme.lower() == "basic":
+                return base64.b64decode(rest.strip()).decode().partition(":")[0]
+            if scheme.lower() == "bearer":
+                payload = rest.strip().split(".")[1]
+                payload += "=" * (-len(payload) % 4)
+                return str(json.loads(base64.urlsafe_b64decode(payload)).get("sub") or "")
+        except Exception:
+            pass
+        return ""
+
+    def ratelimit_headers(self, rl, key, remaining):
+        window = rl["window"]
+        prefix = rl["headers"]
+        return [
+            (f"{prefix}ratelimit-limit", f"{rl['limit']};w={window}"),
+            (f"{prefix}ratelimit-remaining", f"{remaining};w={window}"),
+            ("docker-ratelimit-source", key or self.client_address[0]),
+        ]
+
+    def ratelimit_admit(self):
+        """Decides a manifest GET or HEAD under the rate limit before it is forwarded:
+        returns ("429", None) to refuse it, ("forward", reservation) otherwise. A GET
+        within the limit reserves its pull at once (so concurrent GETs cannot overshoot);
+        ``ratelimit_settle`` drops the reservation if the backend does not answer 2xx."""
+        with lock:
+            rl = state["ratelimit"]
+            if rl is None or self.command not in ("GET", "HEAD"):
+                return "forward", None
+            key = self.ratelimit_key(rl)
+            pulls = prune(rl, key)
+            if len(pulls) < rl["limit"]:
+                if self.command != "GET":
+                    return "forward", None
+                reservation = time.monotonic()
+                pulls.append(reservation)
+                rl["pulls"][key] = pulls
+                return "forward", (rl, key, reservation)
+            if self.command == "HEAD" and not rl["head_429"]:
+                return "forward", None
+        # Hub authenticates first: only a request that would have succeeded is refused
+        # (a 401 or 404 still comes from the backend, with its body).
+        probe = self.send_to_backend("HEAD", with_body=False)
+        status = probe.status
+        probe.read()
+        probe.connection_to_close.close()
+        return ("429", None) if 200 <= status < 300 else ("forward", None)
+
+    def ratelimit_settle(self, status, reservation):
+        """After the backend answered: keeps or drops the GET's reservation and returns
+        the rate-limit headers for the response (none on a 401 or with the limit off)."""
+        with lock:
+            if reservation is not None and not 200 <= status < 300:
+                rl, key, stamp = reservation
+                pulls = rl["pulls"].get(key, [])
+                if stamp in pulls:
+                    pulls.remove(stamp)
+            rl = state["ratelimit"]
+            if rl is None or status == 401:
+                return []
+            key = self.ratelimit_key(rl)
+            return self.ratelimit_headers(rl, key, max(0, rl["limit"] - len(prune(rl, key))))
+
+    def answer_429(self):
+        with lock:
+            rl = state["ratelimit"]
+            key = self.ratelimit_key(rl) if rl else ""
+            headers = [("Content-Type", "application/json")] + (self.ratelimit_headers(rl, key, 0) if rl else [])
+        body = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": HUB_429_MESSAGE}]}).encode()
+        self.record(429)
+        self.reply(429, body, headers)
+
+    def send_to_backend(self, method, with_body=True):
+        target = urllib.parse.urlsplit(self.backend)
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+        with lock:
+            dropped = ("host", "connection", "range") if state["ignore_range"] else ("host", "connection")
+        body = None
+        if with_body:
+            length = int(self.headers.get("Content-Length", "0") or 0)
+            body = self.rfile.read(length) if length else None
+        # Header by header, so repeated fields (skopeo sends one Accept per media type)
+        # all reach the backend; http.client adds the backend's Host.
+        names = {k.lower() for k in self.headers.keys()}
+        conn.putrequest(method, self.path, skip_accept_encoding="accept-encoding" in names)
+        for name, value in self.headers.items():
+            if name.lower() not in dropped and not (not with_body and name.lower() == "content-length"):
+                conn.putheader(name, value)
+        conn.endheaders(body)
+        response = conn.getresponse()
+        response.connection_to_close = conn
+        return response
+
     def forward(self):
         if self.path.startswith("/_front/"):
             return self.control()
+        is_manifest = MANIFEST_PATH.match(urllib.parse.urlsplit(self.path).path) is not None
         with lock:
             forced = state["status"]
         if forced and self.path.startswith("/v2/") and self.path != "/v2/":
@@ -77,25 +259,32 @@ class Front(http.server.BaseHTTPRequestHandler):
                 headers.append(("Retry-After", "60"))
             self.record(forced)
             return self.reply(forced, body, headers)
-        target = urllib.parse.urlsplit(self.backend)
-        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-        with lock:
-            dropped = ("host", "connection", "range") if state["ignore_range"] else ("host", "connection")
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
-        length = int(self.headers.get("Content-Length", "0") or 0)
-        body = self.rfile.read(length) if length else None
-        conn.request(self.command, self.path, body=body, headers=headers)
-        response = conn.getresponse()
+        reservation = None
+        if is_manifest:
+            decision, reservation = self.ratelimit_admit()
+            if decision == "429":
+                return self.answer_429()
+        try:
+            response = self.send_to_backend(self.command)
+        except Exception:
+            if is_manifest:
+                self.ratelimit_settle(502, reservation)
+            raise
+        conn = response.connection_to_close
+        extra = self.ratelimit_settle(response.status, reservation) if is_manifest else []
         self.record(response.status)
         self.send_response(response.status)
         chunked = response.getheader("Content-Length") is None and self.command != "HEAD"
         for name, value in response.getheaders():
             if name.lower() not in ("connection", "transfer-encoding", "date", "server"):
                 self.send_header(name, value)
+        for name, value in extra:
+            self.send_header(name, value)
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         if self.command == "HEAD":
+            conn.close()
             return
         while True:
             chunk = response.read(1 << 16)

@@ -1,8 +1,10 @@
 import Foundation
 
 /// The test double of `Fixtures/registry_front.py` in front of a real registry: forwards
-/// everything unchanged until told to answer every repository request with a status
-/// (429 `TOOMANYREQUESTS` with `Retry-After`, as Docker Hub does past its limit, or a 5xx).
+/// everything unchanged (bodies streamed; `Authorization` and `WWW-Authenticate` untouched)
+/// until told to answer every repository request with a status (429 `TOOMANYREQUESTS`
+/// with `Retry-After`, or a 5xx), or to apply Docker Hub's pull rate limit
+/// (``rateLimit(limit:window:headerPrefix:head429:perUser:)``, in RegistryFront+RateLimit.swift).
 public final class RegistryFront: Sendable {
     public let port: Int
     public let process: ManagedProcess
@@ -10,10 +12,17 @@ public final class RegistryFront: Sendable {
 
     public var url: String { "http://127.0.0.1:\(port)" }
 
-    /// Starts a front forwarding to `backend` (for example an ``UpstreamRegistry``'s `url`).
-    public static func start(backend: String) async throws -> RegistryFront {
+    /// Starts a front forwarding to `backend` (for example an ``UpstreamRegistry``'s `url`)
+    /// and waits until `GET /v2/` through it answers `expectStatus` (401 for a backend
+    /// with auth, e.g. a ``TokenAuthRegistry`` or ``HtpasswdRegistry``).
+    public static func start(backend: String, expectStatus: Int = 200) async throws -> RegistryFront {
         let front = try RegistryFront(backend: backend)
-        try await front.process.waitForHTTP("\(front.url)/v2/", expectStatus: 200, timeout: .seconds(20))
+        do {
+            try await front.process.waitForHTTP("\(front.url)/v2/", expectStatus: expectStatus, timeout: .seconds(20))
+        } catch {
+            await front.process.stop()
+            throw error
+        }
         return front
     }
 

@@ -26,8 +26,52 @@ public final class UpstreamRegistry: Sendable {
         case proxy(remoteURL: String)
     }
 
+    /// How the registry authenticates clients (distribution's `auth` section). With
+    /// either, `GET /v2/` answers 401 with a challenge, and that is what ``start(mode:name:port:extraYAML:auth:)``
+    /// waits for.
+    public enum Auth: Sendable, Equatable {
+        /// `auth.token`: Bearer tokens from `realm`, signed by a key whose certificate
+        /// (or one of whose chain certificates) is in the PEM file `rootCertBundle`; the
+        /// token's `iss` must equal `issuer` and its `aud` must contain `service`. The
+        /// challenge is `Bearer realm="<realm>",service="<service>"[,scope="…"]`. See
+        /// ``TokenIssuer``.
+        case token(realm: String, service: String, issuer: String, rootCertBundle: URL)
+        /// `auth.htpasswd`: HTTP Basic against the bcrypt htpasswd file at `path`; the
+        /// challenge is `Basic realm="<realm>"`. See ``HtpasswdFile``.
+        case htpasswd(realm: String, path: URL)
+
+        /// The top-level `auth:` YAML block.
+        public var yaml: String {
+            func quoted(_ value: String) -> String {
+                "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            }
+            switch self {
+            case let .token(realm, service, issuer, rootCertBundle):
+                return """
+                    auth:
+                      token:
+                        realm: \(quoted(realm))
+                        service: \(quoted(service))
+                        issuer: \(quoted(issuer))
+                        rootcertbundle: \(quoted(rootCertBundle.path))
+
+                    """
+            case let .htpasswd(realm, path):
+                return """
+                    auth:
+                      htpasswd:
+                        realm: \(quoted(realm))
+                        path: \(quoted(path.path))
+
+                    """
+            }
+        }
+    }
+
     /// The mode it was started in.
     public let mode: Mode
+    /// How clients authenticate (`nil`: anonymous, the default).
+    public let auth: Auth?
     /// A short name for logs (`upstream`, `proxy`, ...).
     public let name: String
     /// The TCP port on 127.0.0.1; kept across ``restart()``.
@@ -78,14 +122,19 @@ public final class UpstreamRegistry: Sendable {
     ///   - name: A label for logs and error messages.
     ///   - port: A fixed port, or `nil` for a free one.
     ///   - extraYAML: Top-level YAML appended to the generated config (keys must not
-    ///     repeat the generated ones: `version`, `log`, `storage`, `http`, `health`, `proxy`).
+    ///     repeat the generated ones: `version`, `log`, `storage`, `http`, `health`, `proxy`,
+    ///     and `auth` when `auth` is given).
+    ///   - auth: Client authentication (`nil`: none). With it, readiness is `/v2/`
+    ///     answering 401 instead of 200.
     public static func start(
         mode: Mode = .local,
         name: String = "upstream",
         port: Int? = nil,
-        extraYAML: String = ""
+        extraYAML: String = "",
+        auth: Auth? = nil
     ) async throws -> UpstreamRegistry {
-        let registry = try UpstreamRegistry(mode: mode, name: name, port: port ?? FreePort.allocate(), extraYAML: extraYAML)
+        let registry = try UpstreamRegistry(
+            mode: mode, name: name, port: port ?? FreePort.allocate(), extraYAML: extraYAML, auth: auth)
         try await registry.launch()
         return registry
     }
@@ -107,9 +156,10 @@ public final class UpstreamRegistry: Sendable {
         }
     }
 
-    private init(mode: Mode, name: String, port: Int, extraYAML: String) throws {
+    private init(mode: Mode, name: String, port: Int, extraYAML: String, auth: Auth?) throws {
         self.executable = try Self.locateBinary()
         self.mode = mode
+        self.auth = auth
         self.name = name
         self.port = port
         self.directory = try TemporaryDirectory(prefix: "mirrorgate-\(name)")
@@ -118,7 +168,7 @@ public final class UpstreamRegistry: Sendable {
         self.accessLogURL = directory.appending("access.log")
         self.applicationLogURL = directory.appending("registry.log")
         self.current = Mutex(nil)
-        try Self.renderConfig(mode: mode, port: port, storageRoot: storageRoot, extraYAML: extraYAML)
+        try Self.renderConfig(mode: mode, port: port, storageRoot: storageRoot, extraYAML: extraYAML, auth: auth)
             .write(to: configURL, atomically: true, encoding: .utf8)
     }
 
@@ -128,7 +178,7 @@ public final class UpstreamRegistry: Sendable {
     }
 
     /// The configuration written to ``configURL``.
-    public static func renderConfig(mode: Mode, port: Int, storageRoot: URL, extraYAML: String = "") -> String {
+    public static func renderConfig(mode: Mode, port: Int, storageRoot: URL, extraYAML: String = "", auth: Auth? = nil) -> String {
         var yaml = """
             version: 0.1
             log:
@@ -159,6 +209,7 @@ public final class UpstreamRegistry: Sendable {
 
                 """
         }
+        if let auth { yaml += auth.yaml }
         if !extraYAML.isEmpty { yaml += extraYAML + "\n" }
         return yaml
     }
@@ -173,7 +224,7 @@ public final class UpstreamRegistry: Sendable {
         )
         current.withLock { $0 = process }
         do {
-            try await process.waitForHTTP("\(url)/v2/", expectStatus: 200, timeout: .seconds(30))
+            try await process.waitForHTTP("\(url)/v2/", expectStatus: auth == nil ? 200 : 401, timeout: .seconds(30))
         } catch {
             await process.stop()
             throw error
