@@ -178,4 +178,32 @@ struct QuotaTests {
             }
         }
     }
+
+    /// An upstream that asks for Basic credentials gets them; without them its repositories
+    /// are "not found" (404 NAME_UNKNOWN), never a 5xx.
+    @Test func basicAuthUpstream() async throws {
+        try await HtpasswdRegistry.with(users: ["bob": "b0b-basic-pw"]) { cache in
+            let fixture = try ImageFixture.make(.ociIndex)
+            try await skopeo.push(fixture, to: cache.hostPort, repository: "library/app", credentials: .init(user: "bob", password: "b0b-basic-pw"))
+            let secrets = try TemporaryDirectory(prefix: "secret")
+            let passwordFile = secrets.appending("password")
+            try "b0b-basic-pw\n".write(to: passwordFile, atomically: true, encoding: .utf8)
+            var config = GatewayConfig()
+            config.registries = [.init(key: "docker.io", upstreams: [
+                .init(name: "private-cache", url: cache.url, extra: ["username: bob", "password_file: \(passwordFile.path)"]),
+            ])]
+            try await GatewayProcess.with(config) { gateway in
+                let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "library/app", reference: "v1")
+                #expect(pulled.allDigests == fixture.allDigests)
+                #expect(!gateway.logText().contains("b0b-basic-pw"))
+            }
+            config.registries[0].upstreams[0].extra = []
+            try await GatewayProcess.with(config) { gateway in
+                let denied = try await HTTPFetch.get(
+                    "\(gateway.url)/v2/library/app/manifests/v1", headers: [("Accept", "application/vnd.oci.image.index.v1+json")])
+                #expect(denied.status == 404)
+                #expect(try envelopeCode(denied.body) == "NAME_UNKNOWN")
+            }
+        }
+    }
 }
