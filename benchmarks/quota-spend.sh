@@ -77,11 +77,34 @@ run_gateway() { # ttl → port
 read -r g10 f10 < <(run_gateway 10m)
 read -r g0 f0 < <(run_gateway 0s)
 
+# A three-upstream MirrorGate, as the shipped gateway.yaml is meant to be used: a free mirror
+# (its own registry, holding only app1, digests only), then "Hub anonymous" with a budget of 4
+# pulls, then "Hub authenticated" (two more fronts on the shared upstream).
+mp=$(free_port); registry mirror "$mp"
+for t in $(seq "$T"); do skopeo copy -q --all --insecure-policy --preserve-digests --src-tls-verify=false --dest-tls-verify=false "docker://127.0.0.1:$up/library/app1:v$t" "docker://127.0.0.1:$mp/library/app1:v$t"; done
+mf=$(free_port); front "$mf" "http://127.0.0.1:$mp"
+fa=$(free_port); front "$fa" "http://127.0.0.1:$up"
+fb=$(free_port); front "$fb" "http://127.0.0.1:$up"
+g3=$(free_port)
+cat > "$work/gw-three.yaml" <<YAML
+listen: 127.0.0.1:$g3
+storage: {path: $work/cache-three}
+tags: {ttl: 0s}
+registries:
+  docker.io:
+    upstreams:
+      - {name: mirror, url: "http://127.0.0.1:$mf", resolve: false}
+      - {name: hub-anonymous, url: "http://127.0.0.1:$fa", budget: {pulls: 4, window: 6h}}
+      - {name: hub-authenticated, url: "http://127.0.0.1:$fb"}
+YAML
+"$gateway_bin" serve --config "$work/gw-three.yaml" --log-level error > "$work/gw-three.log" 2>&1 & pids+=($!)
+wait_http "http://127.0.0.1:$g3/v2/"
+
 pull() { rm -rf "$work/out"; skopeo copy -q --all --insecure-policy --preserve-digests --src-tls-verify=false "docker://127.0.0.1:$1/library/$2" "dir:$work/out"; }
 for i in $(seq 0 $((N - 1))); do
   m=$((i % M + 1)); t=$(((i / M) % T + 1))
   if [ "$i" -eq $((N / 2)) ]; then make_image "$work/moved"; push "$work/moved" "app1:v1"; fi
-  for port in "$pd" "$g10" "$g0"; do pull "$port" "app$m:v$t"; done
+  for port in "$pd" "$g10" "$g0" "$g3"; do pull "$port" "app$m:v$t"; done
 done
 
 distinct=$((M * 3 + 3))
@@ -91,3 +114,7 @@ printf '%-34s %12s %10s\n' "system" "manifest GETs" "HEADs"
 printf '%-34s %12s %10s\n' "distribution proxy (2.8)" "$(spent "$fd")" "$(heads "$fd")"
 printf '%-34s %12s %10s\n' "MirrorGate, tags.ttl 10m" "$(spent "$f10")" "$(heads "$f10")"
 printf '%-34s %12s %10s\n' "MirrorGate, tags.ttl 0s" "$(spent "$f0")" "$(heads "$f0")"
+echo "MirrorGate with three upstreams (tags.ttl 0s; mirror holds app1 only, resolve: false; hub-anonymous budget 4):"
+printf '  %-32s %12s %10s\n' "mirror (free)" "$(spent "$mf")" "$(heads "$mf")"
+printf '  %-32s %12s %10s\n' "hub-anonymous" "$(spent "$fa")" "$(heads "$fa")"
+printf '  %-32s %12s %10s\n' "hub-authenticated" "$(spent "$fb")" "$(heads "$fb")"
