@@ -50,6 +50,10 @@ public final class PullService: Sendable {
     let metadata: any MetadataStore
     let fetcher: BlobFetcher
     let logger: Logger
+    /// Concurrent requests for one uncached manifest share one upstream GET (one spend).
+    let manifestFlights = SingleFlight<String, Manifest>()
+    /// Concurrent requests for one tag whose answer is stale share one HEAD.
+    let tagFlights = SingleFlight<String, Manifest>()
 
     public init(config: GatewayConfig, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, logger: Logger) {
         self.config = config
@@ -95,6 +99,13 @@ public final class PullService: Sendable {
             cached.source = "cache"
             return cached
         }
+        return try await tagFlights.run("\(registry)/\(name.value):\(tag)") { [self] () throws(RegistryError) -> Manifest in
+            try await resolveTag(registry: registry, name: name, tag: tag, record: record)
+        }
+    }
+
+    /// Asks the upstreams for a tag (HEAD), fetching the manifest if its digest is new.
+    private func resolveTag(registry: String, name: RepositoryName, tag: String, record: TagRecord?) async throws(RegistryError) -> Manifest {
         var attempts = UpstreamAttempts()
         var quotaError: RegistryError?
         for upstream in pool.candidates(registry: registry, purpose: .resolveTag) {
@@ -179,6 +190,13 @@ public final class PullService: Sendable {
     /// in configured order (free mirrors first), skipping those whose pull budget is spent.
     func manifestByDigest(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> Manifest {
         if let cached = await cachedManifest(digest) { return cached }
+        return try await manifestFlights.run("\(registry)@\(digest)") { [self] () throws(RegistryError) -> Manifest in
+            if let cached = await cachedManifest(digest) { return cached }
+            return try await fetchManifest(registry: registry, name: name, digest: digest)
+        }
+    }
+
+    private func fetchManifest(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> Manifest {
         var attempts = UpstreamAttempts()
         for upstream in pool.candidates(registry: registry, purpose: .content) {
             guard pool.admit(upstream) else {

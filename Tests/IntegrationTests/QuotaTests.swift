@@ -206,4 +206,38 @@ struct QuotaTests {
             }
         }
     }
+
+    /// Concurrent first pulls of one tag share one HEAD and one manifest GET (one spend).
+    @Test func concurrentColdPullsOfATagSpendOnce() async throws {
+        try await TokenAuthRegistry.with(users: [Self.alice], publicRepositories: ["library/*"]) { hub in
+            let images = try await pushImages(1, to: hub)
+            let front = try await RegistryFront.start(backend: hub.url, expectStatus: 401)
+            try await front.rateLimit(limit: 100, window: 21600)
+            var config = GatewayConfig(tagTTL: "0s")
+            config.registries = [.init(key: "docker.io", upstreams: [.init(name: "hub", url: front.url)])]
+            try await GatewayProcess.with(config) { gateway in
+                let url = "\(gateway.url)/v2/library/app0/manifests/v1"
+                // Hold the upstream still for a moment so every request arrives while the first
+                // one's HEAD is in flight.
+                front.process.kill(signal: SIGSTOP)
+                let digests = try await withThrowingTaskGroup(of: String?.self) { group in
+                    for _ in 0..<8 {  // the shared test client opens at most 8 connections per host
+                        group.addTask {
+                            try await HTTPFetch.get(url, headers: [("Accept", "application/vnd.oci.image.manifest.v1+json")]).header("Docker-Content-Digest")
+                        }
+                    }
+                    try await Task.sleep(for: .milliseconds(500))
+                    front.process.kill(signal: SIGCONT)
+                    var all: [String?] = []
+                    for try await digest in group { all.append(digest) }
+                    return all
+                }
+                #expect(digests.allSatisfy { $0 == images[0].topDigest })
+                #expect(try await front.rateLimitState().used == 1)
+                let heads = try await front.requests().filter { $0.hasPrefix("HEAD /v2/library/app0/manifests/v1") && $0.hasSuffix(" 200") }
+                #expect(heads.count == 1, "\(heads)")
+            }
+            await front.stop()
+        }
+    }
 }
