@@ -41,17 +41,16 @@ struct ServeCommand: AsyncParsableCommand {
             ])
         }
 
-        let storageRoot = config.storage.path
-        let blobs = try FileBlobStore(root: storageRoot, logger: logger)
-        let metadata = try SQLiteMetadataStore(path: blobs.root + "/metadata.sqlite")
+        let (blobs, metadata, janitor) = try await openCache(config, logger: logger)
         let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
         let quota = QuotaBook(config: config, store: metadata, logger: logger)
         await quota.load()
         let pool = UpstreamPool(
             client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), quota: quota, logger: logger)
         let fetcher = BlobFetcher(pool: pool, blobs: blobs, metadata: metadata, stallTimeout: config.health.timeout, logger: logger)
+        fetcher.storageFailures.withLock { $0 = { janitor.storageFailed($0) } }
         let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)
-        let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, logger: logger)
+        let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, janitor: janitor, logger: logger)
         let responder = RegistryResponder<BasicRequestContext>(service: service, namespaces: NamespaceRouter(config: config), logger: logger)
 
         let app = Application(
@@ -61,7 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: fetcher), .init(service: prober), .init(service: app)],
+                services: [.init(service: janitor), .init(service: fetcher), .init(service: prober), .init(service: app)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {
@@ -72,4 +71,14 @@ struct ServeCommand: AsyncParsableCommand {
         try await client.shutdown()
         logger.info("stopped")
     }
+}
+
+/// Opens the cache: blob store (removing temporary leftovers), metadata, and a janitor that
+/// has reconciled the two (after a crash, files and rows may disagree).
+func openCache(_ config: GatewayConfig, logger: Logger) async throws -> (FileBlobStore, SQLiteMetadataStore, CacheJanitor) {
+    let blobs = try FileBlobStore(root: config.storage.path, logger: logger)
+    let metadata = try SQLiteMetadataStore(path: blobs.root + "/metadata.sqlite")
+    let janitor = CacheJanitor(blobs: blobs, metadata: metadata, maxSize: config.storage.maxSize, logger: logger)
+    try await janitor.reconcile()
+    return (blobs, metadata, janitor)
 }

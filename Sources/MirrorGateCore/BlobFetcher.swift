@@ -67,6 +67,14 @@ public final class BlobFetcher: Service {
         return blob
     }
 
+    /// Whether a fetch of `digest` is running (readers can still join it).
+    public func isFetching(_ digest: Digest) -> Bool {
+        inflight.withLock { $0[digest] != nil }
+    }
+
+    /// Told about storage failures (disk full) so new requests pass through.
+    public let storageFailures = Mutex<(@Sendable (StorageError) -> Void)?>(nil)
+
     /// Number of fetches running now.
     public var inflightCount: Int { inflight.withLock { $0.count } }
 
@@ -123,6 +131,8 @@ public final class BlobFetcher: Service {
                         attempts.notFound(upstream, status: status)
                     case .budget(let until):
                         attempts.failed(upstream, error: .rateLimited(until: until))
+                    case .storage(let error):
+                        throw error
                     case .failed(let reason, let timeout, let status):
                         attempts.failed(upstream, reason, timeout: timeout, status: status)
                     }
@@ -135,8 +145,9 @@ public final class BlobFetcher: Service {
             } catch {
                 await ingest?.discard()
                 let message = (error as? StorageError)?.description ?? "\(error)"
+                if let storage = error as? StorageError, let report = storageFailures.withLock({ $0 }) { report(storage) }
                 logger.error("blob fetch failed in storage", metadata: ["digest": "\(digest)", "error": "\(message)"])
-                blob.finish(.failed(RegistryError(.unknown, status: 500, "cache storage failed: \(message)")), size: nil)
+                blob.finish(.failed(RegistryError(.unavailable, status: 503, "cache storage failed (\(message)); retry: the gateway now passes blobs through")), size: nil)
                 break fetchLoop
             }
         }
@@ -159,6 +170,7 @@ public final class BlobFetcher: Service {
 
     enum TransferResult: Sendable {
         case complete
+        case storage(StorageError)
         case budget(Date?)
         case notFound(Int)
         case failed(String, timeout: Bool, status: Int?)
@@ -262,7 +274,7 @@ public final class BlobFetcher: Service {
                         result = .failed("body ended after \(written) of \(knownSize) bytes", timeout: false, status: nil)
                     }
                 } catch let storage as StorageError {
-                    result = .failed("cache write failed: \(storage)", timeout: false, status: nil)
+                    result = .storage(storage)
                 } catch {
                     result = .failed("body failed: \(UpstreamClient.classify(error))", timeout: false, status: nil)
                 }

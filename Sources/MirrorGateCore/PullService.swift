@@ -25,8 +25,12 @@ public final class PullService: Sendable {
 
     /// Where a blob's bytes come from.
     public enum BlobSource: Sendable {
-        case cached(path: String, size: UInt64)
+        /// A verified file in the cache; the lease keeps it from eviction while it lives.
+        case cached(path: String, size: UInt64, lease: ReadLease?)
+        /// A fetch that clients follow as it lands in the cache.
         case inFlight(InFlightBlob)
+        /// Storage is full or unwritable: streamed from upstream, verified, not cached.
+        case passThrough(PassThroughBlob)
     }
 
     /// An upstream answer passed through (tags list, referrers).
@@ -49,14 +53,17 @@ public final class PullService: Sendable {
     let blobs: any BlobStore
     let metadata: any MetadataStore
     let fetcher: BlobFetcher
+    /// Eviction, access times and disk-full state; nil where the cache is not managed (tests).
+    public let janitor: CacheJanitor?
     let logger: Logger
     /// Concurrent requests for one uncached manifest share one upstream GET (one spend).
     let manifestFlights = SingleFlight<String, Manifest>()
     /// Concurrent requests for one tag whose answer is stale share one HEAD.
     let tagFlights = SingleFlight<String, Manifest>()
 
-    public init(config: GatewayConfig, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, logger: Logger) {
+    public init(config: GatewayConfig, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, janitor: CacheJanitor?, logger: Logger) {
         self.config = config
+        self.janitor = janitor
         self.pool = fetcher.pool
         self.blobs = blobs
         self.metadata = metadata
@@ -183,6 +190,7 @@ public final class PullService: Sendable {
         guard let record = try? await metadata.object(digest), let mediaType = record.mediaType,
               let bytes = try? await blobs.read(digest, limit: Self.manifestLimit)
         else { return nil }
+        janitor?.recordAccess(digest)
         return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: "cache")
     }
 
@@ -286,6 +294,7 @@ public final class PullService: Sendable {
             try await metadata.saveObject(ObjectRecord(digest: digest, size: UInt64(bytes.readableBytes), mediaType: mediaType, createdAt: now, lastAccess: now))
         } catch {
             // Serving goes on without caching; the next request fetches again.
+            if let storage = error as? StorageError { janitor?.storageFailed(storage) }
             logger.error("could not cache manifest", metadata: ["digest": "\(digest)", "error": "\(error)"])
         }
     }
@@ -328,9 +337,41 @@ public final class PullService: Sendable {
     /// The bytes of a blob: a cached file, or a fetch that clients follow as it lands.
     public func blob(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> BlobSource {
         if let location = try? await blobs.locate(digest), case .file(let path, let size) = location {
-            return .cached(path: path, size: size)
+            janitor?.recordAccess(digest)
+            return .cached(path: path, size: size, lease: janitor?.lease(digest))
+        }
+        if let janitor, !janitor.isWritable, !fetcher.isFetching(digest) {
+            return .passThrough(try await passThroughBlob(registry: registry, name: name, digest: digest))
         }
         return .inFlight(fetcher.blob(digest, registry: registry, repository: name))
+    }
+
+    /// The first upstream in order that answers 200 for the blob, streamed without caching.
+    private func passThroughBlob(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> PassThroughBlob {
+        var attempts = UpstreamAttempts()
+        for upstream in pool.candidates(registry: registry, purpose: .content) {
+            guard pool.admit(upstream) else {
+                attempts.skipped(upstream, "circuit open")
+                continue
+            }
+            let remote = upstream.remoteName(name.value)
+            do {
+                let response = try await pool.send(.init(method: .GET, path: "\(remote)/blobs/\(digest)", repository: remote), to: upstream)
+                switch response.status {
+                case 200:
+                    return PassThroughBlob(digest: digest, size: response.contentLength, response: response)
+                case 404, 401, 403:
+                    await response.discardBody()
+                    attempts.notFound(upstream, status: response.status)
+                default:
+                    await response.discardBody()
+                    attempts.failed(upstream, "answered \(response.status)", status: response.status)
+                }
+            } catch {
+                attempts.failed(upstream, error: error)
+            }
+        }
+        throw attempts.clientError(notFound: RegistryError(.blobUnknown, "blob unknown to every upstream: \(digest)"))
     }
 
     // MARK: - Pass-through listings

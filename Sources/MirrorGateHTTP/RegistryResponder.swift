@@ -51,8 +51,12 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     private func route(_ request: Request, context: Context, log: inout RequestLog) async throws -> Response {
         let rawPath = Substring(request.uri.path)
         switch rawPath {
-        case "/healthz", "/readyz":
+        case "/healthz":
             return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        case "/readyz":
+            // Still ready when the cache cannot be written: blobs pass through, verified.
+            let detail = service.janitor?.unwritableReason.map { "ok: cache storage not writable (\($0)); serving as a verified pass-through\n" } ?? "ok\n"
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: detail)))
         case "/_mirrorgate/upstreams":
             guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
             let encoder = JSONEncoder()
@@ -164,16 +168,34 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         let range = try request.headers[.range].flatMap { header throws(RegistryError) in try ByteRange.parse(header) }
 
         switch try await service.blob(registry: registry, name: name, digest: digest) {
-        case .cached(let path, let size):
+        case .cached(let path, let size, let lease):
             log.upstream = "cache"
             let (status, selected) = try Self.select(range: range, size: size, headers: &headers)
             if request.method == .head || size == 0 {
                 headers[.contentLength] = String(selected.map { $0.count } ?? 0)
                 return Response(status: status, headers: headers, body: .init())
             }
-            let body = try await fileIO.loadFile(
+            let file = try await fileIO.loadFile(
                 path: path, range: Int(selected!.lowerBound)...Int(selected!.upperBound), context: context, chunkLength: Self.fileChunk)
+            // The body holds the lease, so the file is not evicted until it has been sent.
+            let body = ResponseBody(contentLength: Int(selected!.count)) { writer in
+                withExtendedLifetime(lease) {}
+                try await file.write(writer)
+            }
             return Response(status: status, headers: headers, body: body)
+
+        case .passThrough(let blob):
+            log.upstream = "pass-through"
+            if request.method == .head {
+                if let size = blob.size { headers[.contentLength] = String(size) }
+                return Response(status: .ok, headers: headers, body: .init())
+            }
+            // Disk full: no single-flight file to follow and no ranges; the whole blob, verified.
+            headers[.contentRange] = nil
+            return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: blob.size.map(Int.init)) { writer in
+                try await blob.stream { try await writer.write($0) }
+                try await writer.finish(nil)
+            })
 
         case .inFlight(let blob):
             log.upstream = "fetch"

@@ -96,6 +96,65 @@ public struct FileBlobStore: BlobStore {
         return FileIngest(digest: digest, fd: fd, temporaryPath: temp, finalPath: path(for: digest), threadPool: threadPool)
     }
 
+    /// Every blob file with its size (walks the shard directories; for reconciliation).
+    public func allBlobs() async throws -> [Digest: UInt64] {
+        let root = blobsDirectory
+        return try await threadPool.runIfActive {
+            var out: [Digest: UInt64] = [:]
+            let fm = FileManager.default
+            for algorithm in Digest.Algorithm.allCases {
+                let base = "\(root)/\(algorithm.rawValue)"
+                for shard in (try? fm.contentsOfDirectory(atPath: base)) ?? [] {
+                    for name in (try? fm.contentsOfDirectory(atPath: "\(base)/\(shard)")) ?? [] {
+                        let path = "\(base)/\(shard)/\(name)"
+                        guard let digest = try? Digest(parsing: "\(algorithm.rawValue):\(name)"), name.hasPrefix(shard) else {
+                            // Not a blob name: nothing MirrorGate wrote; leave it to the operator.
+                            continue
+                        }
+                        var st = stat()
+                        if stat(path, &st) == 0 { out[digest] = UInt64(st.st_size) }
+                    }
+                }
+            }
+            return out
+        }
+    }
+
+    /// Re-hashes a stored file with its digest's algorithm; `true` when it matches its name.
+    public func verify(_ digest: Digest) async throws -> Bool {
+        let path = path(for: digest)
+        return try await threadPool.runIfActive {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw StorageError.io(operation: "open", path: path, errno: errno) }
+            defer { close(fd) }
+            var hasher = ContentHasher(digest.algorithm)
+            var buffer = ByteBufferAllocator().buffer(capacity: 1 << 20)
+            while true {
+                buffer.clear()
+                let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 20) { ptr in
+                    Glibc.read(fd, ptr.baseAddress, ptr.count)
+                }
+                if n < 0 { throw StorageError.io(operation: "read", path: path, errno: errno) }
+                if n == 0 { break }
+                hasher.update(buffer)
+            }
+            return hasher.finalize() == digest
+        }
+    }
+
+    /// Whether a small file can be written and synced in the store (a probe for disk-full recovery).
+    public func probeWritable() async -> Bool {
+        let probe = temporaryDirectory + "/.write-probe"
+        return (try? await threadPool.runIfActive {
+            let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { return false }
+            defer { close(fd); unlink(probe) }
+            let bytes = [UInt8](repeating: 0, count: 64 << 10)
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            return written == bytes.count && fsync(fd) == 0
+        }) ?? false
+    }
+
     public func remove(_ digest: Digest) async throws {
         let path = path(for: digest)
         try await threadPool.runIfActive {

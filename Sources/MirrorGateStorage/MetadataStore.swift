@@ -86,4 +86,13 @@ public protocol MetadataStore: Sendable {
     func pruneSpends(before: Date) async throws
     func saveBudget(_ record: BudgetRecord) async throws
     func budgets() async throws -> [BudgetRecord]
+
+    /// Records reads of cached objects (batched by the caller).
+    func touch(_ accesses: [Digest: Date]) async throws
+    /// Sum of the sizes of every cached object.
+    func totalSize() async throws -> UInt64
+    /// Cached objects, least recently used first.
+    func leastRecentlyUsed(limit: Int) async throws -> [ObjectRecord]
+    /// Every object's digest and size (for start-up reconciliation).
+    func allObjects() async throws -> [Digest: UInt64]
 }

@@ -65,6 +65,53 @@ public final class SQLiteMetadataStore: MetadataStore {
         return migrator
     }
 
+    public func touch(_ accesses: [Digest: Date]) async throws {
+        guard !accesses.isEmpty else { return }
+        try await wrap {
+            try await pool.write { db in
+                for (digest, at) in accesses {
+                    try db.execute(
+                        sql: "UPDATE objects SET last_access = MAX(last_access, ?) WHERE digest = ?",
+                        arguments: [at.timeIntervalSince1970, digest.description])
+                }
+            }
+        }
+    }
+
+    public func totalSize() async throws -> UInt64 {
+        try await wrap {
+            try await pool.read { db in
+                UInt64(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(size), 0) FROM objects") ?? 0)
+            }
+        }
+    }
+
+    public func leastRecentlyUsed(limit: Int) async throws -> [ObjectRecord] {
+        try await wrap {
+            try await pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT digest, size, media_type, created_at, last_access FROM objects ORDER BY last_access LIMIT ?", arguments: [limit])
+                    .compactMap { row in
+                        guard let digest = try? Digest(parsing: row["digest"] as String) else { return nil }
+                        return ObjectRecord(
+                            digest: digest, size: UInt64(row["size"] as Int64), mediaType: row["media_type"],
+                            createdAt: Date(timeIntervalSince1970: row["created_at"]), lastAccess: Date(timeIntervalSince1970: row["last_access"]))
+                    }
+            }
+        }
+    }
+
+    public func allObjects() async throws -> [Digest: UInt64] {
+        try await wrap {
+            try await pool.read { db in
+                var out: [Digest: UInt64] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT digest, size FROM objects") {
+                    if let digest = try? Digest(parsing: row["digest"] as String) { out[digest] = UInt64(row["size"] as Int64) }
+                }
+                return out
+            }
+        }
+    }
+
     public func recordSpend(budget: String, at: Date) async throws {
         try await wrap {
             try await pool.write { db in
