@@ -219,6 +219,12 @@ public final class BlobFetcher: Service {
             await response.discardBody()
             return .failed("answered \(response.status)", timeout: false, status: response.status)
         }
+        // A blob that cannot fit fails now, before any reader has a byte of it, so every
+        // client can be served as a pass-through instead of being cut off half-way.
+        if written == 0, let size, let free = await blobs.availableSpace(), free < size + Self.spaceMargin {
+            await response.discardBody()
+            return .storage(.io(operation: "reserve \(size) bytes", path: "cache", errno: ENOSPC))
+        }
         job.blob.publishHead(size: size)
 
         // Pump the body in a child task; a watchdog child fails the transfer (and cancels the
@@ -302,6 +308,9 @@ public final class BlobFetcher: Service {
         }
         return outcome
     }
+
+    /// Space kept free beyond a blob's size (metadata, other fetches).
+    static let spaceMargin: UInt64 = 8 << 20
 
     /// `bytes 100-199/1000` → 100
     static func contentRangeStart(_ header: String) -> UInt64? {

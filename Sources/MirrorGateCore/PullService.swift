@@ -347,7 +347,7 @@ public final class PullService: Sendable {
     }
 
     /// The first upstream in order that answers 200 for the blob, streamed without caching.
-    private func passThroughBlob(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> PassThroughBlob {
+    public func passThroughBlob(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> PassThroughBlob {
         var attempts = UpstreamAttempts()
         for upstream in pool.candidates(registry: registry, purpose: .content) {
             guard pool.admit(upstream) else {

@@ -185,21 +185,17 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             return Response(status: status, headers: headers, body: body)
 
         case .passThrough(let blob):
-            log.upstream = "pass-through"
-            if request.method == .head {
-                if let size = blob.size { headers[.contentLength] = String(size) }
-                return Response(status: .ok, headers: headers, body: .init())
-            }
-            // Disk full: no single-flight file to follow and no ranges; the whole blob, verified.
-            headers[.contentRange] = nil
-            return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: blob.size.map(Int.init)) { writer in
-                try await blob.stream { try await writer.write($0) }
-                try await writer.finish(nil)
-            })
+            return try await passThrough(blob, request: request, headers: headers, log: &log)
 
         case .inFlight(let blob):
             log.upstream = "fetch"
-            let size = try await blob.size()
+            let head = await Self.result { () throws(RegistryError) in try await blob.size() }
+            if case .failure = head, service.janitor?.isWritable == false {
+                // The fetch could not be cached (disk full) before sending anything: pass through.
+                let passing = try await service.passThroughBlob(registry: registry, name: name, digest: digest)
+                return try await passThrough(passing, request: request, headers: headers, log: &log)
+            }
+            let size = try head.get()
             guard let size else {
                 // No length announced: stream everything, chunked.
                 if request.method == .head { return Response(status: .ok, headers: headers, body: .init()) }
@@ -219,6 +215,29 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
                 try await writer.finish(nil)
             })
         }
+    }
+
+    static func result<T>(_ body: () async throws(RegistryError) -> T) async -> Result<T, RegistryError> {
+        do throws(RegistryError) {
+            return .success(try await body())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Disk full: no single-flight file to follow and no ranges; the whole blob, verified.
+    private func passThrough(_ blob: PassThroughBlob, request: Request, headers: HTTPFields, log: inout RequestLog) async throws -> Response {
+        log.upstream = "pass-through"
+        var headers = headers
+        headers[.contentRange] = nil
+        if let size = blob.size { headers[.contentLength] = String(size) }
+        if request.method == .head {
+            return Response(status: .ok, headers: headers, body: .init())
+        }
+        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: blob.size.map(Int.init)) { writer in
+            try await blob.stream { try await writer.write($0) }
+            try await writer.finish(nil)
+        })
     }
 
     /// Picks 200 or 206 for `range`, sets `Content-Range`, or throws 416.

@@ -20,6 +20,8 @@ public protocol BlobStore: Sendable {
     func makeIngest(for digest: Digest) async throws -> any BlobIngest
     /// Removes a blob (eviction, repair).
     func remove(_ digest: Digest) async throws
+    /// Bytes that can still be written, if the store can tell.
+    func availableSpace() async -> UInt64?
 }
 
 /// A blob being written. The writer hashes the bytes as it streams them (it must decide about

@@ -142,6 +142,15 @@ public struct FileBlobStore: BlobStore {
         }
     }
 
+    public func availableSpace() async -> UInt64? {
+        let path = temporaryDirectory
+        return try? await threadPool.runIfActive {
+            var vfs = statvfs()
+            guard statvfs(path, &vfs) == 0 else { return nil }
+            return UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize)
+        }
+    }
+
     /// Whether a small file can be written and synced in the store (a probe for disk-full recovery).
     public func probeWritable() async -> Bool {
         let probe = temporaryDirectory + "/.write-probe"
