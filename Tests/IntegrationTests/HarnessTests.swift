@@ -259,6 +259,8 @@ struct HarnessTests {
             let firstPID = try #require(registry.pid)
 
             registry.kill(signal: SIGSTOP)
+            // Let the stop take effect (the signal is asynchronous to the sender).
+            try await Task.sleep(for: .milliseconds(100))
             await #expect(throws: (any Error).self) {
                 _ = try await HTTPFetch.get("\(registry.url)/v2/", timeout: .milliseconds(500))
             }
