@@ -46,7 +46,7 @@ public final class InFlightBlob: Sendable {
     private let state = Mutex(State())
     private let threadPool: NIOThreadPool
     /// Largest chunk handed to a reader at once.
-    static let readChunk = 1 << 20
+    static let readChunk = 256 << 10
 
     init(digest: Digest, threadPool: NIOThreadPool) {
         self.digest = digest
