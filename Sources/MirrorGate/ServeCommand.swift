@@ -49,6 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
             client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), quota: quota, logger: logger)
         let fetcher = BlobFetcher(pool: pool, blobs: blobs, metadata: metadata, stallTimeout: config.health.timeout, logger: logger)
         fetcher.storageFailures.withLock { $0 = { janitor.storageFailed($0) } }
+        fetcher.committed.withLock { $0 = { await janitor.enforceCap() } }
         let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)
         let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, janitor: janitor, logger: logger)
         let responder = RegistryResponder<BasicRequestContext>(service: service, namespaces: NamespaceRouter(config: config), logger: logger)

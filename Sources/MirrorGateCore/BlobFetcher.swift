@@ -28,6 +28,9 @@ public final class BlobFetcher: Service {
     }
 
     private let inflight = Mutex<[Digest: InFlightBlob]>([:])
+    /// Bytes promised to running fetches, so concurrent fetches cannot together overflow
+    /// the disk after each passed the free-space check alone.
+    private let reservations = Mutex<[Digest: UInt64]>([:])
     private let jobs: AsyncStream<Job>
     private let submit: AsyncStream<Job>.Continuation
     let pool: UpstreamPool
@@ -74,6 +77,8 @@ public final class BlobFetcher: Service {
 
     /// Told about storage failures (disk full) so new requests pass through.
     public let storageFailures = Mutex<(@Sendable (StorageError) -> Void)?>(nil)
+    /// Called after a blob is committed to the cache (to enforce `storage.max_size`).
+    public let committed = Mutex<(@Sendable () async -> Void)?>(nil)
 
     /// Number of fetches running now.
     public var inflightCount: Int { inflight.withLock { $0.count } }
@@ -83,7 +88,17 @@ public final class BlobFetcher: Service {
     private func fetch(_ job: Job) async {
         let blob = job.blob
         let digest = blob.digest
-        defer { _ = inflight.withLock { $0.removeValue(forKey: digest) } }
+        defer {
+            _ = inflight.withLock { $0.removeValue(forKey: digest) }
+            _ = reservations.withLock { $0.removeValue(forKey: digest) }
+        }
+        // A request that just missed the cache while the previous fetch of this digest was
+        // finishing: serve the stored file instead of fetching again.
+        if case .file(let path, let size)? = try? await blobs.locate(digest), let file = try? await openFile(path) {
+            blob.begin(file: file, restart: false)
+            blob.finish(.verified, size: size)
+            return
+        }
         var attempts = UpstreamAttempts()
         var restart = false
         var mismatched = Set<String>()
@@ -126,6 +141,7 @@ public final class BlobFetcher: Service {
                         try? await metadata.saveObject(ObjectRecord(digest: digest, size: written, mediaType: nil, createdAt: now, lastAccess: now))
                         blob.finish(.verified, size: written)
                         served = upstream.name
+                        if let hook = committed.withLock({ $0 }) { await hook() }
                         break fetchLoop
                     case .notFound(let status):
                         attempts.notFound(upstream, status: status)
@@ -161,7 +177,11 @@ public final class BlobFetcher: Service {
         guard let path = (ingest as? any LocalBlobIngest)?.temporaryPath else {
             throw StorageError.metadata("blob store does not expose in-flight files")
         }
-        return try await threadPool.runIfActive {
+        return try await openFile(path)
+    }
+
+    private func openFile(_ path: String) async throws -> InFlightBlob.SharedFile {
+        try await threadPool.runIfActive {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw StorageError.io(operation: "open", path: path, errno: errno) }
             return InFlightBlob.SharedFile(fd: fd)
@@ -221,9 +241,18 @@ public final class BlobFetcher: Service {
         }
         // A blob that cannot fit fails now, before any reader has a byte of it, so every
         // client can be served as a pass-through instead of being cut off half-way.
-        if written == 0, let size, let free = await blobs.availableSpace(), free < size + Self.spaceMargin {
-            await response.discardBody()
-            return .storage(.io(operation: "reserve \(size) bytes", path: "cache", errno: ENOSPC))
+        if written == 0, let size, let free = await blobs.availableSpace() {
+            let digest = job.blob.digest
+            let fits = reservations.withLock { reserved -> Bool in
+                let others = reserved.filter { $0.key != digest }.values.reduce(0, +)
+                guard free >= others + size + Self.spaceMargin else { return false }
+                reserved[digest] = size
+                return true
+            }
+            if !fits {
+                await response.discardBody()
+                return .storage(.io(operation: "reserve \(size) bytes", path: "cache", errno: ENOSPC))
+            }
         }
         job.blob.publishHead(size: size)
 

@@ -25,8 +25,10 @@ public final class CacheJanitor: Service {
     let interval: Duration
     let logger: Logger
     private let accesses = Mutex<[Digest: Date]>([:])
-    private let leases = Mutex<[Digest: Int]>([:])
+    /// Reads in progress per object, and objects being evicted (which cannot be leased).
+    private let leases = Mutex<(readers: [Digest: Int], evicting: Set<Digest>)>(([:], []))
     private let unwritable = Mutex<String?>(nil)
+    private let passRunning = Mutex(false)
 
     public init(blobs: FileBlobStore, metadata: any MetadataStore, maxSize: UInt64, interval: Duration = .seconds(5), logger: Logger) {
         self.blobs = blobs
@@ -59,6 +61,19 @@ public final class CacheJanitor: Service {
                 logger.notice("cache storage is writable again: caching resumed", metadata: ["was": "\(reason)"])
             }
         }
+        await enforceCap()
+    }
+
+    /// Evicts down to 90 % if the cache is over `max_size`; called on the timer and after each
+    /// new blob is committed, so the cache does not wait a whole interval over its cap. At most
+    /// one pass runs at a time.
+    public func enforceCap() async {
+        let start = passRunning.withLock { running -> Bool in
+            defer { running = true }
+            return !running
+        }
+        guard start else { return }
+        defer { passRunning.withLock { $0 = false } }
         do {
             if try await metadata.totalSize() > maxSize {
                 _ = try await evict(downTo: maxSize / 10 * 9)
@@ -76,16 +91,21 @@ public final class CacheJanitor: Service {
     }
 
     /// Protects a cached object from eviction while a response reads it; released when the
-    /// lease is deallocated (the response body is done).
-    public func lease(_ digest: Digest) -> ReadLease {
-        leases.withLock { $0[digest, default: 0] += 1 }
-        return ReadLease(digest: digest, janitor: self)
+    /// lease is deallocated (the response body is done). `nil` while the object is being
+    /// evicted: the caller treats it as not cached.
+    public func lease(_ digest: Digest) -> ReadLease? {
+        let granted = leases.withLock { state -> Bool in
+            guard !state.evicting.contains(digest) else { return false }
+            state.readers[digest, default: 0] += 1
+            return true
+        }
+        return granted ? ReadLease(digest: digest, janitor: self) : nil
     }
 
     func release(_ digest: Digest) {
-        leases.withLock { map in
-            let n = (map[digest] ?? 1) - 1
-            map[digest] = n > 0 ? n : nil
+        leases.withLock { state in
+            let n = (state.readers[digest] ?? 1) - 1
+            state.readers[digest] = n > 0 ? n : nil
         }
     }
 
@@ -117,12 +137,19 @@ public final class CacheJanitor: Service {
             let candidates = try await metadata.leastRecentlyUsed(limit: 256 + skipped.count).filter { !skipped.contains($0.digest) }
             if candidates.isEmpty { break }
             for object in candidates where size > target {
-                if leases.withLock({ $0[object.digest] != nil }) {
+                // Claim the object under the lease lock: no read may start on it from here on.
+                let claimed = leases.withLock { state -> Bool in
+                    guard state.readers[object.digest] == nil else { return false }
+                    state.evicting.insert(object.digest)
+                    return true
+                }
+                guard claimed else {
                     skipped.insert(object.digest)
                     continue
                 }
-                try await blobs.remove(object.digest)
+                defer { _ = leases.withLock { $0.evicting.remove(object.digest) } }
                 try await metadata.removeObject(object.digest)
+                try await blobs.remove(object.digest)
                 size -= min(size, object.size)
                 freed += object.size
                 count += 1

@@ -336,9 +336,11 @@ public final class PullService: Sendable {
 
     /// The bytes of a blob: a cached file, or a fetch that clients follow as it lands.
     public func blob(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> BlobSource {
-        if let location = try? await blobs.locate(digest), case .file(let path, let size) = location {
+        // Lease first, then look: an object being evicted cannot be leased and counts as absent.
+        let lease = janitor?.lease(digest)
+        if janitor == nil || lease != nil, let location = try? await blobs.locate(digest), case .file(let path, let size) = location {
             janitor?.recordAccess(digest)
-            return .cached(path: path, size: size, lease: janitor?.lease(digest))
+            return .cached(path: path, size: size, lease: lease)
         }
         if let janitor, !janitor.isWritable, !fetcher.isFetching(digest) {
             return .passThrough(try await passThroughBlob(registry: registry, name: name, digest: digest))
