@@ -24,7 +24,7 @@ registry() { # name port [proxy-remote]
   eval "${1}_pid=$!"
   wait_http "http://127.0.0.1:$2/v2/"
 }
-upstream_bytes() { tr -d '\000' < "$work/upstream.access" | awk '{ if ($9 ~ /^2/) s += $10 } END { printf "%d\n", s + 0 }'; }
+upstream_bytes() { tr -d '\000' < "$work/upstream.access" | awk '{ if ($9 ~ /^2/) s += $10 } END { printf "%.0f\n", s + 0 }'; }
 peak_rss_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
 up=$(free_port); registry upstream "$up"
