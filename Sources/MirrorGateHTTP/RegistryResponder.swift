@@ -62,7 +62,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let body = try encoder.encode(service.pool.statusReport())
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         default:
