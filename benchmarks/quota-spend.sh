@@ -66,16 +66,16 @@ done
 
 fd=$(free_port); front "$fd" "http://127.0.0.1:$up"
 pd=$(free_port); registry proxy "$pd" "http://127.0.0.1:$fd"
-run_gateway() { # ttl → port
+run_gateway() { # ttl → sets gw_port and gw_front (runs in this shell so cleanup sees its PIDs)
   local f g; f=$(free_port); g=$(free_port); front "$f" "http://127.0.0.1:$up"
   printf 'listen: 127.0.0.1:%s\nstorage: {path: %s}\ntags: {ttl: %s}\nregistries:\n  docker.io:\n    upstreams:\n      - {name: hub, url: "http://127.0.0.1:%s"}\n' \
     "$g" "$work/cache-$1" "$1" "$f" > "$work/gw-$1.yaml"
   "$gateway_bin" serve --config "$work/gw-$1.yaml" --log-level error > "$work/gw-$1.log" 2>&1 & pids+=($!)
   wait_http "http://127.0.0.1:$g/v2/"
-  echo "$g $f"
+  gw_port=$g; gw_front=$f
 }
-read -r g10 f10 < <(run_gateway 10m)
-read -r g0 f0 < <(run_gateway 0s)
+run_gateway 10m; g10=$gw_port; f10=$gw_front
+run_gateway 0s; g0=$gw_port; f0=$gw_front
 
 # A three-upstream MirrorGate, as the shipped gateway.yaml is meant to be used: a free mirror
 # (its own registry, holding only app1, digests only), then "Hub anonymous" with a budget of 4
