@@ -36,12 +36,8 @@ extension PullService {
                 switch response.status {
                 case 200:
                     return PassThroughBlob(digest: digest, size: response.contentLength, response: response)
-                case 404, 401, 403:
-                    await response.discardBody()
-                    attempts.notFound(upstream, status: response.status)
                 default:
-                    await response.discardBody()
-                    attempts.failed(upstream, "answered \(response.status)", status: response.status)
+                    await attempts.record(unwanted: response)
                 }
             } catch {
                 attempts.failed(upstream, error: error)
@@ -70,17 +66,11 @@ extension PullService {
                         status: 200, contentType: response.header("content-type"), body: body,
                         nextQuery: response.header("link").flatMap(Self.nextLinkQuery), source: upstream.name,
                         skipped: attempts.isEmpty ? nil : attempts.description)
-                case 404, 401, 403:
-                    await response.discardBody()
-                    attempts.notFound(upstream, status: response.status)
                 default:
-                    await response.discardBody()
-                    attempts.failed(upstream, "answered \(response.status)", status: response.status)
+                    await attempts.record(unwanted: response)
                 }
-            } catch let error as UpstreamError {
-                attempts.failed(upstream, error: error)
             } catch {
-                attempts.failed(upstream, "\(error)")
+                attempts.failed(upstream, anyError: error)
             }
         }
         throw attempts.clientError(notFound: RegistryError(.nameUnknown, "repository name not known to any upstream: \(name)"))

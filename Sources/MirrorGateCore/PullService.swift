@@ -235,17 +235,11 @@ public final class PullService: Sendable {
                     return Manifest(
                         digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name,
                         skipped: attempts.isEmpty ? nil : attempts.description)
-                case 404, 401, 403:
-                    await response.discardBody()
-                    attempts.notFound(upstream, status: response.status)
                 default:
-                    await response.discardBody()
-                    attempts.failed(upstream, "answered \(response.status)", status: response.status)
+                    await attempts.record(unwanted: response)
                 }
-            } catch let error as UpstreamError {
-                attempts.failed(upstream, error: error)
             } catch {
-                attempts.failed(upstream, "\(error)")
+                attempts.failed(upstream, anyError: error)
             }
         }
         throw attempts.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name)@\(digest)"))

@@ -39,6 +39,27 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Records an answer that is not the one the caller wanted and drains its body: 404, 401
+    /// and 403 mean "not found" (registries answer 401 for repositories that do not exist),
+    /// anything else is a failure.
+    public mutating func record(unwanted response: UpstreamResponse) async {
+        await response.discardBody()
+        if [404, 401, 403].contains(response.status) {
+            notFound(response.upstream, status: response.status)
+        } else {
+            failed(response.upstream, "answered \(response.status)", status: response.status)
+        }
+    }
+
+    /// Records a request that failed with any error.
+    public mutating func failed(_ upstream: Upstream, anyError error: any Error) {
+        if let error = error as? UpstreamError {
+            failed(upstream, error: error)
+        } else {
+            failed(upstream, "\(error)")
+        }
+    }
+
     public var isEmpty: Bool { entries.isEmpty }
 
     public var description: String {
