@@ -70,6 +70,12 @@ public final class BlobFetcher: Service {
         return blob
     }
 
+    /// Fetches running and the clients following them.
+    public var singleFlight: (fetches: Int, waiters: Int) {
+        let blobs = inflight.withLock { Array($0.values) }
+        return (blobs.count, blobs.reduce(0) { $0 + $1.readers })
+    }
+
     /// Whether a fetch of `digest` is running (readers can still join it).
     public func isFetching(_ digest: Digest) -> Bool {
         inflight.withLock { $0[digest] != nil }

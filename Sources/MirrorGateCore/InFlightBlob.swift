@@ -44,6 +44,7 @@ public final class InFlightBlob: Sendable {
     }
 
     private let state = Mutex(State())
+    private let readerCount = Atomic<Int>(0)
     private let threadPool: NIOThreadPool
     /// Largest chunk handed to a reader at once.
     static let readChunk = 256 << 10
@@ -104,6 +105,9 @@ public final class InFlightBlob: Sendable {
 
     // MARK: Reader side
 
+    /// Clients reading this blob now.
+    public var readers: Int { readerCount.load(ordering: .relaxed) }
+
     /// Waits until the upstream answered with a head, and returns the blob's size if known.
     public func size() async throws(RegistryError) -> UInt64? {
         while true {
@@ -118,6 +122,8 @@ public final class InFlightBlob: Sendable {
     /// become available. Throws when the fetch fails or restarts underneath the reader; the
     /// response must then be aborted.
     public func read(from start: UInt64, through last: UInt64?, sink: (ByteBuffer) async throws -> Void) async throws {
+        readerCount.add(1, ordering: .relaxed)
+        defer { readerCount.subtract(1, ordering: .relaxed) }
         var position = start
         var generation: Int?
         while true {

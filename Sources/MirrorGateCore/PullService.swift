@@ -55,6 +55,8 @@ public final class PullService: Sendable {
     let fetcher: BlobFetcher
     /// Eviction, access times and disk-full state; nil where the cache is not managed (tests).
     public let janitor: CacheJanitor?
+    /// Hit counts and recent failovers, for the status page and metrics.
+    public let activity: GatewayActivity
     let logger: Logger
     /// Concurrent requests for one uncached manifest share one upstream GET (one spend).
     let manifestFlights = SingleFlight<String, Manifest>()
@@ -64,6 +66,7 @@ public final class PullService: Sendable {
     public init(config: GatewayConfig, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, janitor: CacheJanitor?, logger: Logger) {
         self.config = config
         self.janitor = janitor
+        self.activity = GatewayActivity()
         self.pool = fetcher.pool
         self.blobs = blobs
         self.metadata = metadata

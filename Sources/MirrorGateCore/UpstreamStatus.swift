@@ -5,6 +5,10 @@ import MirrorGateUpstream
 /// circuit state, budget and last error. Never credentials.
 public struct UpstreamStatusReport: Codable, Sendable {
     public struct Registry: Codable, Sendable {
+        public init(registry: String, upstreams: [Entry]) {
+            self.registry = registry
+            self.upstreams = upstreams
+        }
         public var registry: String
         public var upstreams: [Entry]
     }

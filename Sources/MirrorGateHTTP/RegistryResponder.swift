@@ -59,11 +59,11 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: detail)))
         case "/_mirrorgate/upstreams":
             guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
-            let encoder = JSONEncoder()
-            encoder.dateEncodingStrategy = .iso8601
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let body = try encoder.encode(service.pool.statusReport())
+            let body = try GatewayStatus.encoder.encode(service.pool.statusReport())
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        case "/_mirrorgate/status.json":
+            guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
+            let body = try GatewayStatus.encoder.encode(await service.status())
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         default:
             break

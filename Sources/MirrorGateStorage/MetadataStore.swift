@@ -91,6 +91,8 @@ public protocol MetadataStore: Sendable {
     func touch(_ accesses: [Digest: Date]) async throws
     /// Sum of the sizes of every cached object.
     func totalSize() async throws -> UInt64
+    /// Number of cached objects and the sum of their sizes.
+    func usage() async throws -> (objects: Int, bytes: UInt64)
     /// Cached objects, least recently used first.
     func leastRecentlyUsed(limit: Int) async throws -> [ObjectRecord]
     /// Every object's digest and size (for start-up reconciliation).

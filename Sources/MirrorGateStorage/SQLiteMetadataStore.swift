@@ -86,6 +86,15 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func usage() async throws -> (objects: Int, bytes: UInt64) {
+        try await wrap {
+            try await pool.read { db in
+                let row = try Row.fetchOne(db, sql: "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM objects")
+                return (Int(row?[0] as Int64? ?? 0), UInt64(row?[1] as Int64? ?? 0))
+            }
+        }
+    }
+
     public func leastRecentlyUsed(limit: Int) async throws -> [ObjectRecord] {
         try await wrap {
             try await pool.read { db in
