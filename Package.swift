@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         /// The registry protocol: names, references, digests, media types, Accept negotiation, ranges, errors.
@@ -87,6 +88,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        /// Log lines as JSON or logfmt.
+        .target(
+            name: "MirrorGateLogging",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         /// The HTTP front: Hummingbird routes for the distribution API.
         .target(
             name: "MirrorGateHTTP",
@@ -98,7 +105,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -110,12 +119,16 @@ let package = Package(
             name: "MirrorGate",
             dependencies: [
                 "MirrorGateConfig",
+                "MirrorGateLogging",
                 "MirrorGateCore",
                 "MirrorGateHTTP",
                 "MirrorGateStorage",
                 "MirrorGateUpstream",
+                "RegistryModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -135,8 +148,10 @@ let package = Package(
                 "MirrorGateCore",
                 "MirrorGateHTTP",
                 "MirrorGateUpstream",
+                "MirrorGateLogging",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -146,6 +161,7 @@ let package = Package(
                 "RegistryModel",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings

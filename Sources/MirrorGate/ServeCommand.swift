@@ -5,6 +5,7 @@ import Logging
 import MirrorGateConfig
 import MirrorGateCore
 import MirrorGateHTTP
+import MirrorGateLogging
 import MirrorGateStorage
 import MirrorGateUpstream
 import ServiceLifecycle
@@ -19,13 +20,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @Option(name: .long, help: "Log level (overrides log.level): trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
 
     func run() async throws {
-        var logger = Logger(label: "mirrorgate")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-
         let config: GatewayConfig
         do {
             config = try ConfigLoader().load(file: options.config)
@@ -33,7 +31,25 @@ struct ServeCommand: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-        logger.info("listening", metadata: ["address": "\(config.listen)"])
+        let level = Logger.Level(rawValue: logLevel ?? config.log.level) ?? .info
+        bootstrapLogging(config.log.format, level: level)
+        let logger = Logger(label: "mirrorgate")
+        let metrics = MetricsExporter.bootstrap()
+
+        let authenticator: InboundAuthenticator?
+        let tls: ReloadableTLS?
+        do {
+            authenticator = try config.auth.map { a throws in try InboundAuthenticator(config: a, logger: logger) }
+            tls = try config.tls.map { t throws in try ReloadableTLS(config: t, logger: logger) }
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+
+        logger.info("listening", metadata: [
+            "address": "\(config.listen)", "tls": "\(tls != nil)", "auth": "\(authenticator != nil ? "htpasswd" : "none")",
+            "admin": "\(config.adminListen?.description ?? "same listener")",
+        ])
         for registry in config.registries {
             logger.info("registry", metadata: [
                 "registry": "\(registry.key)",
@@ -47,23 +63,37 @@ struct ServeCommand: AsyncParsableCommand {
         await quota.load()
         let pool = UpstreamPool(
             client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), quota: quota, logger: logger)
-        let fetcher = BlobFetcher(pool: pool, blobs: blobs, metadata: metadata, stallTimeout: config.health.timeout, logger: logger)
+        let fetcher = BlobFetcher(
+            pool: pool, blobs: blobs, metadata: metadata, stallTimeout: config.health.timeout,
+            maxConcurrentFetches: config.limits.maxConcurrentFetches, logger: logger)
         fetcher.storageFailures.withLock { $0 = { janitor.storageFailed($0) } }
         fetcher.committed.withLock { $0 = { await janitor.enforceCap() } }
         let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)
         let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, janitor: janitor, logger: logger)
-        let responder = RegistryResponder<BasicRequestContext>(service: service, namespaces: NamespaceRouter(config: config), logger: logger)
+        let responder = RegistryResponder<BasicRequestContext>(
+            service: service, namespaces: NamespaceRouter(config: config), logger: logger,
+            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil)
 
         let app = Application(
             responder: responder,
+            server: try ServerSetup.serverBuilder(limits: config.limits, tls: tls),
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: nil),
             logger: logger
         )
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: janitor), .init(service: fetcher), .init(service: prober), .init(service: app),
+            .init(service: ReloadService(tls: tls, authenticator: authenticator, logger: logger)),
+        ]
+        if let admin = config.adminListen {
+            let adminApp = Application(
+                responder: AdminResponder<BasicRequestContext>(service: service, metrics: metrics, logger: logger),
+                server: try ServerSetup.serverBuilder(limits: config.limits, tls: nil),
+                configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
+                logger: logger)
+            services.append(.init(service: adminApp))
+        }
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: janitor), .init(service: fetcher), .init(service: prober), .init(service: app)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
@@ -71,6 +101,19 @@ struct ServeCommand: AsyncParsableCommand {
         }
         try await client.shutdown()
         logger.info("stopped")
+    }
+}
+
+/// Installs the log handler `log.format` names.
+func bootstrapLogging(_ format: LogConfig.Format, level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler: any LogHandler = switch format {
+        case .text: StreamLogHandler.standardError(label: label)
+        case .json: LineLogHandler(label: label, format: .json)
+        case .logfmt: LineLogHandler(label: label, format: .logfmt)
+        }
+        handler.logLevel = level
+        return handler
     }
 }
 

@@ -9,6 +9,14 @@ public struct GatewayConfig: Sendable, Equatable {
     public var health: HealthConfig
     /// Registries in the order they appear in the file.
     public var registries: [RegistryConfig]
+    /// When set, `/healthz`, `/readyz` and `/metrics` are served here instead of on `listen`.
+    public var adminListen: ListenAddress?
+    public var log: LogConfig
+    /// HTTPS on `listen` when set.
+    public var tls: ListenerTLSConfig?
+    /// Basic authentication of clients when set.
+    public var auth: InboundAuthConfig?
+    public var limits: LimitsConfig
 
     public init(
         listen: ListenAddress,
@@ -16,7 +24,12 @@ public struct GatewayConfig: Sendable, Equatable {
         tags: TagConfig,
         defaultRegistry: String,
         health: HealthConfig,
-        registries: [RegistryConfig]
+        registries: [RegistryConfig],
+        adminListen: ListenAddress? = nil,
+        log: LogConfig = LogConfig(),
+        tls: ListenerTLSConfig? = nil,
+        auth: InboundAuthConfig? = nil,
+        limits: LimitsConfig = LimitsConfig()
     ) {
         self.listen = listen
         self.storage = storage
@@ -24,6 +37,11 @@ public struct GatewayConfig: Sendable, Equatable {
         self.defaultRegistry = defaultRegistry
         self.health = health
         self.registries = registries
+        self.adminListen = adminListen
+        self.log = log
+        self.tls = tls
+        self.auth = auth
+        self.limits = limits
     }
 
     /// The registry configured under `key`.

@@ -38,9 +38,15 @@ public final class BlobFetcher: Service {
     let metadata: any MetadataStore
     let stallTimeout: Duration
     let threadPool: NIOThreadPool
+    /// Upstream fetches running at once.
+    let maxConcurrentFetches: Int
     let logger: Logger
 
-    public init(pool: UpstreamPool, blobs: any BlobStore, metadata: any MetadataStore, stallTimeout: Duration, threadPool: NIOThreadPool = .singleton, logger: Logger) {
+    public init(
+        pool: UpstreamPool, blobs: any BlobStore, metadata: any MetadataStore, stallTimeout: Duration,
+        maxConcurrentFetches: Int = 32, threadPool: NIOThreadPool = .singleton, logger: Logger
+    ) {
+        self.maxConcurrentFetches = max(1, maxConcurrentFetches)
         (jobs, submit) = AsyncStream.makeStream(of: Job.self)
         self.pool = pool
         self.blobs = blobs
@@ -51,9 +57,16 @@ public final class BlobFetcher: Service {
     }
 
     public func run() async throws {
-        await withDiscardingTaskGroup { group in
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
             for await job in jobs.cancelOnGracefulShutdown() {
+                // `limits.max_concurrent_fetches`: later fetches wait here, their clients with them.
+                if running >= maxConcurrentFetches {
+                    await group.next()
+                    running -= 1
+                }
                 group.addTask { await self.fetch(job) }
+                running += 1
             }
         }
     }
@@ -124,8 +137,10 @@ public final class BlobFetcher: Service {
                         attempts.skipped(upstream, "circuit open")
                         continue
                     }
+                    let before = written
                     let result = await transfer(
                         from: upstream, job: job, ingest: newIngest, hasher: &hasher, written: &written, size: &size)
+                    GatewayMetrics.upstreamBytes(upstream, kind: .blob, bytes: written - before)
                     switch result {
                     case .complete:
                         let actual = hasher.finalize()
@@ -135,6 +150,7 @@ public final class BlobFetcher: Service {
                                 "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
                             ])
                             pool.recordFailure(upstream, "digest mismatch")
+                            GatewayMetrics.upstreamFailure(upstream, reason: .digestMismatch)
                             mismatched.insert(upstream.name)
                             await newIngest.discard()
                             ingest = nil
@@ -145,8 +161,9 @@ public final class BlobFetcher: Service {
                         ingest = nil
                         let now = Date()
                         try? await metadata.saveObject(ObjectRecord(digest: digest, size: written, mediaType: nil, createdAt: now, lastAccess: now))
-                        blob.finish(.verified, size: written)
                         served = upstream.name
+                        blob.source = upstream.name
+                        blob.finish(.verified, size: written)
                         if let hook = committed.withLock({ $0 }) { await hook() }
                         break fetchLoop
                     case .notFound(let status):

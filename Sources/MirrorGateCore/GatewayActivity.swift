@@ -15,6 +15,15 @@ public final class GatewayActivity: Sendable {
         public var servedBy: String
         /// Each upstream passed over, with its reason.
         public var skipped: String
+
+        public init(at: Date, registry: String, repository: String, reference: String, servedBy: String, skipped: String) {
+            self.at = at
+            self.registry = registry
+            self.repository = repository
+            self.reference = reference
+            self.servedBy = servedBy
+            self.skipped = skipped
+        }
     }
 
     struct State {

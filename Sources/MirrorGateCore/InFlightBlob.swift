@@ -45,6 +45,7 @@ public final class InFlightBlob: Sendable {
 
     private let state = Mutex(State())
     private let readerCount = Atomic<Int>(0)
+    private let sourceName = Mutex<String?>(nil)
     private let threadPool: NIOThreadPool
     /// Largest chunk handed to a reader at once.
     static let readChunk = 256 << 10
@@ -104,6 +105,12 @@ public final class InFlightBlob: Sendable {
     }
 
     // MARK: Reader side
+
+    /// The upstream the verified bytes came from (set when the fetch succeeds).
+    public var source: String? {
+        get { sourceName.withLock { $0 } }
+        set { sourceName.withLock { $0 = newValue } }
+    }
 
     /// Clients reading this blob now.
     public var readers: Int { readerCount.load(ordering: .relaxed) }

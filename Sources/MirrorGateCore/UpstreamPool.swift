@@ -40,20 +40,26 @@ public final class UpstreamPool: Sendable {
         let spends = isManifest && request.method == .GET
         let admission = spends ? quota.reserveManifestGET(upstream) : quota.admitFree(upstream)
         if case .failure(let refusal) = admission { throw refusal }
+        let kind = isManifest ? "manifest" : request.path.contains("/blobs/") ? "blob" : request.path.hasSuffix("tags/list") ? "tags" : "other"
+        GatewayMetrics.upstreamRequest(upstream, kind: kind, method: request.method.rawValue)
         let response: UpstreamResponse
         do {
             response = try await client.send(request, to: upstream)
         } catch {
             if spends { await quota.finishManifestGET(upstream, status: nil, headers: nil) }
+            GatewayMetrics.upstreamFailure(upstream, reason: UpstreamFailureReason(error))
             recordFailure(upstream, error.description)
             throw error
         }
+        if spends, (200..<300).contains(response.status) { GatewayMetrics.manifestSpend(upstream) }
+        if response.status == 429 { GatewayMetrics.upstreamFailure(upstream, reason: .rateLimited) }
         if spends {
             await quota.finishManifestGET(upstream, status: response.status, headers: response.headers)
         } else if isManifest || response.status == 429 {
             await quota.observe(upstream, status: response.status, headers: response.headers, manifestGET: false)
         }
         if response.status >= 500 {
+            GatewayMetrics.upstreamFailure(upstream, reason: .serverError)
             recordFailure(upstream, "answered \(response.status)")
         } else {
             health.recordSuccess(upstream)

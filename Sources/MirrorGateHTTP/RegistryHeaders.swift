@@ -8,3 +8,7 @@ extension HTTPField.Name {
     static let link = Self("Link")!
     static let ociFiltersApplied = Self("OCI-Filters-Applied")!
 }
+
+extension HTTPField.Name {
+    static let xRequestID = Self("X-Request-ID")!
+}

@@ -16,52 +16,114 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     let namespaces: NamespaceRouter
     let fileIO: FileIO
     let logger: Logger
+    /// Client authentication (`auth.htpasswd`); nil when the gateway is open.
+    let authenticator: InboundAuthenticator?
+    /// Serves `/metrics` when set.
+    let metrics: MetricsExporter?
+    /// Whether `/healthz`, `/readyz` and `/metrics` are served here (false with `admin_listen`).
+    let servesAdmin: Bool
 
     /// Chunk size for serving cached files (1 MiB is 20-33 % faster than the 128 KiB default here).
     static var fileChunk: Int { 1 << 20 }
 
-    public init(service: PullService, namespaces: NamespaceRouter, logger: Logger) {
+    public init(
+        service: PullService, namespaces: NamespaceRouter, logger: Logger,
+        authenticator: InboundAuthenticator? = nil, metrics: MetricsExporter? = nil, servesAdmin: Bool = true
+    ) {
         self.service = service
         self.namespaces = namespaces
         self.fileIO = FileIO()
         self.logger = logger
+        self.authenticator = authenticator
+        self.metrics = metrics
+        self.servesAdmin = servesAdmin
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
-        let start = ContinuousClock.now
-        var log = RequestLog(method: request.method.rawValue, path: request.uri.path)
-        let response: Response
+        var log = RequestLog(id: Self.requestID(request.headers[.xRequestID]), method: request.method.rawValue, path: request.uri.path)
+        var response: Response
         do {
-            response = try await route(request, context: context, log: &log)
+            if servesAdmin, let admin = try await AdminEndpoints.respond(request, service: service, metrics: metrics, log: &log) {
+                response = admin
+            } else {
+                try await authorize(request, log: &log)
+                response = try await route(request, context: context, log: &log)
+            }
         } catch let error as RegistryError {
             response = Self.errorResponse(error, method: request.method)
             log.error = error.description
         } catch {
             let wrapped = RegistryError(.unknown, status: 500, "internal error")
-            logger.error("unexpected error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            logger.error("unexpected error", metadata: ["error": "\(error)", "path": "\(request.uri.path)", "request_id": "\(log.id)"])
             response = Self.errorResponse(wrapped, method: request.method)
             log.error = "\(error)"
         }
         log.status = response.status.code
-        log.duration = ContinuousClock.now - start
-        log.emit(to: logger)
+        response.headers[.xRequestID] = log.id
+        return Self.logged(response, log: log, logger: logger, activity: service.activity)
+    }
+
+    /// Defers the log line until the body has been sent, counting its bytes.
+    static func logged(_ response: Response, log: RequestLog, logger: Logger, activity: GatewayActivity) -> Response {
+        if response.body.contentLength == 0 {
+            log.finish(bytes: 0, aborted: nil, logger: logger, activity: activity)
+            return response
+        }
+        var response = response
+        let body = response.body
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            let counter = ByteCounter()
+            do {
+                try await body.write(CountingWriter(base: writer, counter: counter))
+            } catch {
+                log.finish(bytes: counter.total, aborted: "\(error)", logger: logger, activity: activity)
+                throw error
+            }
+            log.finish(bytes: counter.total, aborted: nil, logger: logger, activity: activity)
+        }
         return response
+    }
+
+    /// The client's `X-Request-ID` when it is a sane token, else a new random one.
+    static func requestID(_ offered: String?) -> String {
+        if let offered, (1...64).contains(offered.utf8.count),
+           offered.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E })
+        {
+            return offered
+        }
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// With `auth:` configured, everything but the health endpoints needs valid credentials.
+    private func authorize(_ request: Request, log: inout RequestLog) async throws(RegistryError) {
+        guard let authenticator else { return }
+        guard let user = await authenticator.authenticate(authorization: request.headers[.authorization]) else {
+            throw RegistryError(
+                .unauthorized,
+                request.headers[.authorization] == nil ? "authentication required" : "invalid user name or password",
+                headers: [("WWW-Authenticate", authenticator.challenge)])
+        }
+        log.user = user
     }
 
     private func route(_ request: Request, context: Context, log: inout RequestLog) async throws -> Response {
         let rawPath = Substring(request.uri.path)
         switch rawPath {
-        case "/healthz":
-            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
-        case "/readyz":
-            // Still ready when the cache cannot be written: blobs pass through, verified.
-            let detail = service.janitor?.unwritableReason.map { "ok: cache storage not writable (\($0)); serving as a verified pass-through\n" } ?? "ok\n"
-            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: detail)))
+        case "/_mirrorgate", "/_mirrorgate/":
+            guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
+            log.route = "status"
+            let page = StatusPage.render(await service.status())
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: page)))
         case "/_mirrorgate/upstreams":
+            log.route = "status"
             guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
             let body = try GatewayStatus.encoder.encode(service.pool.statusReport())
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         case "/_mirrorgate/status.json":
+            log.route = "status"
             guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
             let body = try GatewayStatus.encoder.encode(await service.status())
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
@@ -85,6 +147,15 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         if let namespace { headers[.ociNamespace] = namespace }
 
         let isRead = request.method == .get || request.method == .head
+        switch path.endpoint {
+        case .base: log.route = "base"
+        case .manifest: log.route = "manifest"; log.kind = .manifest
+        case .blob: log.route = "blob"; log.kind = .blob
+        case .tagsList: log.route = "tags"
+        case .referrers: log.route = "referrers"
+        case .catalog: log.route = "catalog"
+        case .upload: log.route = "upload"
+        }
         switch path.endpoint {
         case .base:
             guard isRead else { throw Self.readOnly(request.method) }
@@ -141,6 +212,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         log.upstream = manifest.source
         log.skipped = manifest.skipped
         log.digest = manifest.digest.description
+        log.cache = manifest.staleWarning != nil ? .stale : manifest.source == "cache" ? .hit : .miss
         var headers = headers
         let etag = "\"\(manifest.digest)\""
         headers[.contentType] = manifest.mediaType
@@ -170,6 +242,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         switch try await service.blob(registry: registry, name: name, digest: digest) {
         case .cached(let path, let size, let lease):
             log.upstream = "cache"
+            log.cache = .hit
             let (status, selected) = try Self.select(range: range, size: size, headers: &headers)
             if request.method == .head || size == 0 {
                 headers[.contentLength] = String(selected.map { $0.count } ?? 0)
@@ -189,6 +262,8 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
 
         case .inFlight(let blob):
             log.upstream = "fetch"
+            log.upstreamAtEnd = { blob.source }
+            log.cache = .miss
             let head = await Self.result { () throws(RegistryError) in try await blob.size() }
             if case .failure = head, service.janitor?.isWritable == false {
                 // The fetch could not be cached (disk full) before sending anything: pass through.
@@ -228,6 +303,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     /// Disk full: no single-flight file to follow and no ranges; the whole blob, verified.
     private func passThrough(_ blob: PassThroughBlob, request: Request, headers: HTTPFields, log: inout RequestLog) async throws -> Response {
         log.upstream = "pass-through"
+        log.cache = .passThrough
         var headers = headers
         headers[.contentRange] = nil
         if let size = blob.size { headers[.contentLength] = String(size) }

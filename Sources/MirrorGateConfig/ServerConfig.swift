@@ -1,0 +1,62 @@
+/// `log:`: how log lines are written.
+public struct LogConfig: Sendable, Equatable {
+    /// `text` (swift-log's default stream format), `json` (one object per line) or `logfmt`.
+    public enum Format: String, Sendable, Equatable, CaseIterable {
+        case text
+        case json
+        case logfmt
+    }
+
+    public var format: Format
+    /// swift-log level name: trace, debug, info, notice, warning, error, critical.
+    public var level: String
+
+    public init(format: Format = .text, level: String = "info") {
+        self.format = format
+        self.level = level
+    }
+
+    /// The levels `level` accepts.
+    public static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+}
+
+/// `tls:`: serve HTTPS with this certificate chain and key (PEM files, re-read on SIGHUP).
+public struct ListenerTLSConfig: Sendable, Equatable {
+    public var certificatePath: String
+    public var keyPath: String
+    public init(certificatePath: String, keyPath: String) {
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+    }
+}
+
+/// `auth:`: require HTTP Basic credentials checked against an htpasswd file (bcrypt entries).
+public struct InboundAuthConfig: Sendable, Equatable {
+    public var htpasswdPath: String
+    /// Realm named in the `WWW-Authenticate` challenge.
+    public var realm: String
+    public init(htpasswdPath: String, realm: String = "MirrorGate") {
+        self.htpasswdPath = htpasswdPath
+        self.realm = realm
+    }
+}
+
+/// `limits:`: protection against slow or greedy clients.
+public struct LimitsConfig: Sendable, Equatable {
+    /// Largest request head (request line and headers together), in bytes.
+    public var maxHeaderSize: Int
+    /// A connection with no complete request head for this long is closed (covers clients that
+    /// trickle a head byte by byte, and idle keep-alive connections).
+    public var idleTimeout: Duration
+    /// A response whose client reads nothing for this long is abandoned and the connection closed.
+    public var sendTimeout: Duration
+    /// Upstream blob fetches running at once; more wait their turn (their clients wait too).
+    public var maxConcurrentFetches: Int
+
+    public init(maxHeaderSize: Int = 64 << 10, idleTimeout: Duration = .seconds(60), sendTimeout: Duration = .seconds(60), maxConcurrentFetches: Int = 32) {
+        self.maxHeaderSize = maxHeaderSize
+        self.idleTimeout = idleTimeout
+        self.sendTimeout = sendTimeout
+        self.maxConcurrentFetches = maxConcurrentFetches
+    }
+}

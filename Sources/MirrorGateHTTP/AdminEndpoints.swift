@@ -1,0 +1,67 @@
+import Hummingbird
+import Logging
+import MirrorGateCore
+import NIOCore
+import RegistryModel
+
+/// `/healthz` (the process answers), `/readyz` (configuration loaded, cache storage state) and
+/// `/metrics` (Prometheus). On the main listener unless `admin_listen` moves them to their own.
+enum AdminEndpoints {
+    /// The answer for an admin path, or nil when `request` is for something else.
+    static func respond(_ request: Request, service: PullService, metrics: MetricsExporter?, log: inout RequestLog) async throws(RegistryError) -> Response? {
+        let path = request.uri.path
+        guard path == "/healthz" || path == "/readyz" || (path == "/metrics" && metrics != nil) else { return nil }
+        guard request.method == .get || request.method == .head else {
+            throw RegistryError(.unsupported, "\(path) answers GET and HEAD only")
+        }
+        let body: ByteBuffer
+        var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"]
+        switch path {
+        case "/healthz":
+            log.route = "health"
+            body = ByteBuffer(string: "ok\n")
+        case "/readyz":
+            log.route = "ready"
+            // Still ready when the cache cannot be written: blobs pass through, verified.
+            let detail = service.janitor?.unwritableReason.map { "ok: cache storage not writable (\($0)); serving as a verified pass-through\n" } ?? "ok\n"
+            body = ByteBuffer(string: detail)
+        default:
+            log.route = "metrics"
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            body = await metrics!.render(service)
+        }
+        headers[.contentLength] = String(body.readableBytes)
+        return Response(status: .ok, headers: headers, body: request.method == .head ? .init() : .init(byteBuffer: body))
+    }
+}
+
+/// The responder of `admin_listen`: health, readiness and metrics only, no authentication
+/// (bind it to an address only the cluster or monitoring can reach).
+public struct AdminResponder<Context: RequestContext>: HTTPResponder {
+    let service: PullService
+    let metrics: MetricsExporter?
+    let logger: Logger
+
+    public init(service: PullService, metrics: MetricsExporter?, logger: Logger) {
+        self.service = service
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        var log = RequestLog(id: RegistryResponder<Context>.requestID(request.headers[.xRequestID]), method: request.method.rawValue, path: request.uri.path)
+        var response: Response
+        do {
+            response = try await AdminEndpoints.respond(request, service: service, metrics: metrics, log: &log)
+                ?? RegistryResponder<Context>.errorResponse(
+                    RegistryError(.unsupported, status: 404, "the admin listener serves /healthz, /readyz and /metrics only"), method: request.method)
+        } catch {
+            response = RegistryResponder<Context>.errorResponse(error, method: request.method)
+        }
+        log.status = response.status.code
+        response.headers[.xRequestID] = log.id
+        // Probes every few seconds would drown the request log: metrics only, no line.
+        GatewayMetrics.request(route: log.route, method: log.method, status: log.status, duration: ContinuousClock.now - log.start)
+        return response
+    }
+}

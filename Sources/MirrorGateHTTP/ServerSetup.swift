@@ -1,0 +1,22 @@
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import MirrorGateConfig
+import NIOCore
+
+/// How the listener's channels are built from `limits:` and `tls:`.
+public enum ServerSetup {
+    /// HTTP/1.1 with the request-head size limit, the idle timeout (which also bounds how long a
+    /// client may take to send a request head) and the slow-reader guard; wrapped in TLS when
+    /// `tls` is given.
+    public static func serverBuilder(limits: LimitsConfig, tls: ReloadableTLS?) throws -> HTTPServerBuilder {
+        let sendTimeout = TimeAmount.nanoseconds(Int64(clamping: limits.sendTimeout.components.seconds) * 1_000_000_000)
+        let http = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [SlowClientHandler(timeout: sendTimeout)],
+            idleTimeout: .nanoseconds(Int64(clamping: limits.idleTimeout.components.seconds) * 1_000_000_000),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: limits.maxHeaderSize, maxHeaderListSize: limits.maxHeaderSize, maxHeaderFieldCount: 200)))
+        guard let tls else { return http }
+        return try .tls(http, tlsConfiguration: tls.serverConfiguration())
+    }
+}

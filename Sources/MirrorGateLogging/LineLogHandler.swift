@@ -1,0 +1,134 @@
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A swift-log handler writing one line per event to standard error, as JSON or logfmt.
+///
+/// Written by hand: swift-log ships only a plain-text stream handler, and the well-kept
+/// structured handlers sit in larger frameworks this gateway does not otherwise need.
+/// Each line carries `time`, `level`, `msg`, `logger` and the metadata, flattened
+/// (`a.b=c` for nested dictionaries). Lines are written with a single `write(2)`, so
+/// concurrent events never interleave.
+public struct LineLogHandler: LogHandler {
+    public enum Format: Sendable {
+        case json
+        case logfmt
+    }
+
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    public var metadataProvider: Logger.MetadataProvider?
+    let label: String
+    let format: Format
+    let output: @Sendable (String) -> Void
+
+    public init(label: String, format: Format, level: Logger.Level = .info, output: @escaping @Sendable (String) -> Void = LineLogHandler.standardError) {
+        self.label = label
+        self.format = format
+        self.logLevel = level
+        self.output = output
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        var fields: [(String, String)] = [
+            ("time", Self.timestamp()),
+            ("level", event.level.rawValue),
+            ("msg", event.message.description),
+        ]
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            Self.flatten(key, value, into: &fields)
+        }
+        fields.append(("logger", label))
+        output(Self.render(fields, format: format) + "\n")
+    }
+
+    /// Renders fields as one JSON object or one logfmt line (without the newline).
+    public static func render(_ fields: [(String, String)], format: Format) -> String {
+        switch format {
+        case .json:
+            return "{" + fields.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}"
+        case .logfmt:
+            return fields.map { "\(logfmtKey($0.0))=\(logfmtValue($0.1))" }.joined(separator: " ")
+        }
+    }
+
+    static func flatten(_ key: String, _ value: Logger.Metadata.Value, into fields: inout [(String, String)]) {
+        switch value {
+        case .string(let s): fields.append((key, s))
+        case .stringConvertible(let c): fields.append((key, c.description))
+        case .array(let items): fields.append((key, "[" + items.map(\.description).joined(separator: ",") + "]"))
+        case .dictionary(let dict):
+            for (k, v) in dict.sorted(by: { $0.key < $1.key }) { flatten("\(key).\(k)", v, into: &fields) }
+        }
+    }
+
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let c where c.value < 0x20 || c.value == 0x7F:
+                out += String(format: "\\u%04x", c.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    /// Keys keep letters, digits and `_.-/`; anything else becomes `_`.
+    static func logfmtKey(_ s: String) -> String {
+        let cleaned = String(s.unicodeScalars.map { c -> Character in
+            c.isASCII && (CharacterSet.alphanumerics.contains(c) || "_.-/".unicodeScalars.contains(c)) ? Character(c) : "_"
+        })
+        return cleaned.isEmpty ? "_" : cleaned
+    }
+
+    /// Bare when safe, else quoted with escapes (logfmt as read by Loki, Vector and `hl`).
+    static func logfmtValue(_ s: String) -> String {
+        let needsQuotes = s.isEmpty || s.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x21 || $0.value == 0x7F }
+        return needsQuotes ? jsonString(s) : s
+    }
+
+    static func timestamp() -> String {
+        let now = Date()
+        return Self.formatter.withLock { $0.string(from: now) }
+    }
+
+    private static let formatter: Mutex<ISO8601DateFormatter> = {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return Mutex(f)
+    }()
+
+    /// Writes the line to standard error in one system call.
+    public static let standardError: @Sendable (String) -> Void = { line in
+        var line = line
+        line.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                if n <= 0 { if errno == EINTR { continue }; return }
+                offset += n
+            }
+        }
+    }
+}
