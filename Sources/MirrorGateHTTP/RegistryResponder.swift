@@ -43,6 +43,8 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         var log = RequestLog(id: Self.requestID(request.headers[.xRequestID]), method: request.method.rawValue, path: request.uri.path)
         var response: Response
         do {
+            // Probes stay open; `/metrics` on the main listener follows the same auth as the rest.
+            if request.uri.path == "/metrics" { try await authorize(request, log: &log) }
             if servesAdmin, let admin = try await AdminEndpoints.respond(request, service: service, metrics: metrics, log: &log) {
                 response = admin
             } else {

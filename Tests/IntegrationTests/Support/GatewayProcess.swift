@@ -29,8 +29,10 @@ public final class GatewayProcess: Sendable {
 
     private let current: Mutex<ManagedProcess?>
 
-    /// `http://127.0.0.1:<port>`.
-    public var url: String { "http://127.0.0.1:\(port)" }
+    /// `http://127.0.0.1:<port>` (`https://` with `tls:` in the configuration).
+    public var url: String { "\(usesTLS ? "https" : "http")://127.0.0.1:\(port)" }
+    /// Whether the configuration's extra YAML turns on `tls:`.
+    public var usesTLS: Bool { config.extraYAML.hasPrefix("tls:") || config.extraYAML.contains("\ntls:") }
     /// `127.0.0.1:<port>`, for skopeo references.
     public var hostPort: String { "127.0.0.1:\(port)" }
     /// The running process's id, `nil` when stopped.
@@ -144,7 +146,20 @@ public final class GatewayProcess: Sendable {
         )
         current.withLock { $0 = process }
         do {
-            try await process.waitForHTTP("\(url)/v2/", expectStatus: 200, timeout: timeout)
+            if usesTLS || config.extraYAML.contains("admin_listen:") {
+                // HTTPS with a test CA, or /healthz moved to the admin listener: wait for the
+                // listener's own announcement instead.
+                let deadline = ContinuousClock.now + timeout
+                while !logText().contains("listening on 127.0.0.1:\(port)") {
+                    guard process.isRunning, ContinuousClock.now < deadline else {
+                        throw ManagedProcess.Failure("gateway did not start listening within \(timeout)\n\(logTail())")
+                    }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            } else {
+                // `/healthz` answers even when `auth:` closes `/v2/`.
+                try await process.waitForHTTP("\(url)/healthz", expectStatus: 200, timeout: timeout)
+            }
         } catch {
             await process.stop()
             throw error
