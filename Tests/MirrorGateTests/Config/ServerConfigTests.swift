@@ -1,0 +1,78 @@
+import Foundation
+import MirrorGateConfig
+import Testing
+
+/// `admin_listen`, `log`, `tls`, `auth` and `limits`.
+@Suite("ServerConfig")
+struct ServerConfigTests {
+    static let registries = """
+        registries:
+          docker.io:
+            upstreams:
+              - url: https://mirror.gcr.io
+        """
+
+    static func load(_ top: String, files: [String: String] = [:]) throws(ConfigError) -> GatewayConfig {
+        let loader = ConfigLoader(environment: [:], readFile: { path in
+            guard let content = files[path] else { throw CocoaError(.fileReadNoSuchFile) }
+            return content
+        })
+        return try loader.load(yaml: top + "\n" + registries)
+    }
+
+    static func error(_ top: String, files: [String: String] = [:]) -> String {
+        do {
+            _ = try load(top, files: files)
+            return "loaded"
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test func defaults() throws {
+        let config = try Self.load("listen: 127.0.0.1:5000")
+        #expect(config.adminListen == nil)
+        #expect(config.log == LogConfig(format: .text, level: "info"))
+        #expect(config.tls == nil)
+        #expect(config.auth == nil)
+        #expect(config.limits == LimitsConfig())
+        #expect(config.limits.maxConcurrentFetches == 32)
+    }
+
+    @Test func everythingSet() throws {
+        let config = try Self.load("""
+            listen: 0.0.0.0:5000
+            admin_listen: 127.0.0.1:9090
+            log: {format: logfmt, level: debug}
+            tls: {cert: /etc/tls/tls.crt, key: /etc/tls/tls.key}
+            auth: {htpasswd: /etc/mirrorgate/htpasswd, realm: ci-mirror}
+            limits: {max_header_size: 16KiB, idle_timeout: 30s, send_timeout: 2m, max_concurrent_fetches: 8}
+            """, files: ["/etc/tls/tls.crt": "CERT", "/etc/tls/tls.key": "KEY", "/etc/mirrorgate/htpasswd": "u:x"])
+        #expect(config.adminListen == ListenAddress(host: "127.0.0.1", port: 9090))
+        #expect(config.log == LogConfig(format: .logfmt, level: "debug"))
+        #expect(config.tls == ListenerTLSConfig(certificatePath: "/etc/tls/tls.crt", keyPath: "/etc/tls/tls.key"))
+        #expect(config.auth == InboundAuthConfig(htpasswdPath: "/etc/mirrorgate/htpasswd", realm: "ci-mirror"))
+        #expect(config.limits == LimitsConfig(maxHeaderSize: 16 << 10, idleTimeout: .seconds(30), sendTimeout: .seconds(120), maxConcurrentFetches: 8))
+    }
+
+    @Test(arguments: [
+        ("log: {format: xml}", "log.format", "is not a log format"),
+        ("log: {level: loud}", "log.level", "is not a log level"),
+        ("log: {colour: true}", "log.colour", "unknown key"),
+        ("tls: {cert: /missing.crt, key: /k}", "tls.cert", "cannot read /missing.crt"),
+        ("tls: {cert: /c}", "tls", "key"),
+        ("auth: {htpasswd: /nope}", "auth.htpasswd", "cannot read /nope"),
+        ("auth: {htpasswd: /h, realm: 'a\"b'}", "auth.realm", "quotes"),
+        ("limits: {max_header_size: 100}", "limits.max_header_size", "from 4KiB to 1MiB"),
+        ("limits: {idle_timeout: 10ms}", "limits.idle_timeout", "at least 1s"),
+        ("limits: {send_timeout: 0s}", "limits.send_timeout", "at least 1s"),
+        ("limits: {max_concurrent_fetches: 0}", "limits.max_concurrent_fetches", "between 1 and 10000"),
+        ("listen: 0.0.0.0:5000\nadmin_listen: 127.0.0.1:5000", "admin_listen", "must differ from listen"),
+        ("admin_listen: nonsense", "admin_listen", "host:port"),
+    ])
+    func errorsNameTheKey(_ yaml: String, _ key: String, _ message: String) {
+        let text = Self.error(yaml, files: ["/c": "C", "/k": "K", "/h": "u:x"])
+        #expect(text.hasPrefix(key), "\(text)")
+        #expect(text.contains(message), "\(text)")
+    }
+}
