@@ -131,6 +131,35 @@ struct WarmCommandTests {
         }
     }
 
+    /// warm hashes what it receives: pointed straight at a registry (the same pull API)
+    /// whose stored layers were overwritten, a same-size layer with other bytes and a
+    /// truncated layer each fail their image with the digest or size named; an intact image
+    /// in the same run is fine.
+    @Test func warmRejectsBlobsThatDoNotMatchTheirDigest() async throws {
+        let tampered = try ImageFixture.make(.ociImage, layerSizes: [64 << 10])
+        let truncated = try ImageFixture.make(.dockerImage, layerSizes: [96 << 10])
+        let intact = try ImageFixture.make(.ociImage, layerSizes: [32 << 10])
+        try await UpstreamRegistry.with { upstream in
+            try await skopeo.push(tampered, to: upstream.hostPort, repository: "library/tampered")
+            try await skopeo.push(truncated, to: upstream.hostPort, repository: "library/truncated")
+            try await skopeo.push(intact, to: upstream.hostPort, repository: "library/intact")
+            let badLayer = try #require(tampered.layers.first)
+            try OCILayoutBuilder.randomBytes(count: badLayer.size).write(to: upstream.blobPath(badLayer.digest))
+            let shortLayer = try #require(truncated.layers.first)
+            let shortBytes = try #require(truncated.bytes(of: shortLayer.digest)).prefix(shortLayer.size / 2)
+            try Data(shortBytes).write(to: upstream.blobPath(shortLayer.digest))
+
+            let result = try await MirrorGateCLI.run(["warm", "--url", upstream.url, "tampered:v1", "truncated:v1", "intact:v1"])
+            let output = MirrorGateCLI.output(result)
+            #expect(!result.signaled && result.status == 1, "\(output)")
+            let text = result.stdoutText
+            #expect(text.contains("FAILED tampered:v1: blob \(badLayer.digest): content hashes to sha256:"), "\(output)")
+            #expect(text.contains("FAILED truncated:v1: blob \(shortLayer.digest): received \(shortLayer.size / 2) bytes, the manifest says \(shortLayer.size)"), "\(output)")
+            #expect(text.contains("ok  intact:v1  2 blobs  "), "\(output)")
+            #expect(text.contains("warmed 1 of 3 images"), "\(output)")
+        }
+    }
+
     /// A gateway that is not there: every image fails with the reason, exit status 1.
     @Test func anUnreachableGatewayFailsEveryImage() async throws {
         let port = try FreePort.allocate()
