@@ -5,32 +5,48 @@ public struct ValueParseError: Error, Sendable {
 
 /// Parsers for the value formats `gateway.yaml` uses.
 public enum ConfigValues {
-    /// Parses durations such as `500ms`, `15s`, `10m`, `6h`, `1d`, `1h30m` or `0`.
+    /// The longest duration a value may give: 9,223,372,036,854 ms (a little over 106751d),
+    /// so that it fits in the 64-bit nanoseconds that NIO's `TimeAmount` and the timers use,
+    /// and in the milliseconds `format` works in.
+    public static let maxDuration = Duration.milliseconds(maxMilliseconds)
+    static let maxMilliseconds: Int64 = Int64.max / 1_000_000
+
+    /// Parses durations such as `500ms`, `15s`, `10m`, `6h`, `1d`, `1h30m` or `0`, up to
+    /// `maxDuration`.
     public static func parseDuration(_ s: String) throws(ValueParseError) -> Duration {
         let text = s.trimmingCharacters(in: " ")
         if text == "0" { return .zero }
         guard !text.isEmpty else { throw ValueParseError(message: "expected a duration such as 500ms, 15s, 10m, 6h or 1d") }
-        var total = Duration.zero
+        // Summed in milliseconds with overflow checks: `999999999999d` repeated would overflow
+        // even `Duration`'s 128 bits, and one such term overflows 64-bit nanoseconds.
+        let tooLong = ValueParseError(message: "duration '\(s)' is too long: at most 106751d")
+        var total: Int64 = 0
         var rest = Substring(text)
         while !rest.isEmpty {
             let digits = rest.prefix { $0.isASCII && $0.isNumber }
-            guard !digits.isEmpty, digits.count <= 12, let number = Int64(digits) else {
+            guard !digits.isEmpty else {
                 throw ValueParseError(message: "invalid duration '\(s)': expected a number followed by ms, s, m, h or d")
             }
+            guard let number = Int64(digits) else { throw tooLong }
             rest = rest.dropFirst(digits.count)
             let unit = rest.prefix { $0.isASCII && $0.isLetter }
             rest = rest.dropFirst(unit.count)
+            let millisecondsPerUnit: Int64
             switch unit {
-            case "ms": total += .milliseconds(number)
-            case "s": total += .seconds(number)
-            case "m": total += .seconds(number * 60)
-            case "h": total += .seconds(number * 3600)
-            case "d": total += .seconds(number * 86400)
+            case "ms": millisecondsPerUnit = 1
+            case "s": millisecondsPerUnit = 1000
+            case "m": millisecondsPerUnit = 60_000
+            case "h": millisecondsPerUnit = 3_600_000
+            case "d": millisecondsPerUnit = 86_400_000
             default:
                 throw ValueParseError(message: "invalid duration '\(s)': unit must be ms, s, m, h or d")
             }
+            let (term, overflow) = number.multipliedReportingOverflow(by: millisecondsPerUnit)
+            let (sum, sumOverflow) = total.addingReportingOverflow(term)
+            guard !overflow, !sumOverflow, sum <= maxMilliseconds else { throw tooLong }
+            total = sum
         }
-        return total
+        return .milliseconds(total)
     }
 
     /// Parses sizes such as `64MiB`, `50GiB`, `1TiB` or a plain number of bytes.
@@ -75,10 +91,11 @@ extension Substring {
 extension ConfigValues {
     /// Formats a duration the way the configuration writes it (`10m`, `1h30m`, `500ms`).
     public static func format(_ duration: Duration) -> String {
-        var ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        // 128-bit: any `Duration` in whole seconds times 1000 fits, where 64 bits overflow.
+        var ms = Int128(duration.components.seconds) * 1000 + Int128(duration.components.attoseconds / 1_000_000_000_000_000)
         if ms == 0 { return "0s" }
         var out = ""
-        for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] where ms >= size {
+        for (unit, size) in [("d", Int128(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] where ms >= size {
             out += "\(ms / size)\(unit)"
             ms %= size
         }

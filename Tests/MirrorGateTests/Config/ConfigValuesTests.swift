@@ -35,6 +35,23 @@ struct ConfigValuesTests {
         #expect(error?.message.isEmpty == false)
     }
 
+    /// Found by the property suite: `999999999999d` parsed (and crashed `format` and the
+    /// nanosecond timeouts), and enough such terms overflowed `Duration` itself.
+    @Test(arguments: ["999999999999d", "106752d", "9223372036855ms", "9999999999999h", "99999999999999999999s",
+                      String(repeating: "999999999999d", count: 3000)])
+    func rejectsDurationsPastTheMaximum(_ text: String) {
+        let error = #expect(throws: ValueParseError.self) { try ConfigValues.parseDuration(text) }
+        #expect(error?.message.contains("too long") == true)
+    }
+
+    @Test func theMaximumDurationParsesAndFormats() throws {
+        #expect(try ConfigValues.parseDuration("9223372036854ms") == ConfigValues.maxDuration)
+        #expect(try ConfigValues.parseDuration("106751d") == .seconds(106_751 * 86_400))
+        #expect(try ConfigValues.parseDuration(ConfigValues.format(ConfigValues.maxDuration)) == ConfigValues.maxDuration)
+        // Any Duration formats without overflow, even ones no configuration can hold.
+        #expect(ConfigValues.format(.seconds(Int64.max)) == "106751991167300d15h30m7s")
+    }
+
     static let formatted: [(Duration, String)] = [
         (.zero, "0s"),
         (.milliseconds(500), "500ms"),
