@@ -367,6 +367,9 @@ public struct ConfigLoader: Sendable {
         switch error {
         case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): mark.line
         case .duplicatedKeysInMapping(_, let context): context.mark.line
+        case .reader(_, let offset?, _, let yaml):
+            // The reader (bad encoding, control characters) gives a character offset, not a mark.
+            yaml.prefix(offset).reduce(1) { $1.isNewline ? $0 + 1 : $0 }
         default: nil
         }
     }
@@ -377,6 +380,8 @@ public struct ConfigLoader: Sendable {
             context.map { "\($0.text) \(problem)" } ?? problem
         case .duplicatedKeysInMapping(let duplicates, _):
             "duplicate keys: \(duplicates.joined(separator: ", "))"
+        case .reader(let problem, _, let value, _):
+            "\(problem) (U+\(String(UInt32(bitPattern: value), radix: 16, uppercase: true)))"
         default:
             "\(error)"
         }

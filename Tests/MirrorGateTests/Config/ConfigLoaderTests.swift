@@ -889,6 +889,20 @@ struct ConfigLoaderTests {
         #expect(line != nil)
     }
 
+    /// A control character is a reader error, which carries an offset rather than a mark; it
+    /// came without a line (found by the property suite).
+    @Test(arguments: ["\u{1}", "\u{7F}", "\u{1B}[31m"])
+    func controlCharacterIsASyntaxErrorWithALine(_ control: String) {
+        let error = loadError("listen: 0.0.0.0:5000\n\nregistries:\n  docker.io: x\(control)\n")
+        guard case .syntax(_, let line, let message)? = error else {
+            Issue.record("expected .syntax, got \(String(describing: error))")
+            return
+        }
+        #expect(line == 4)
+        #expect(message.contains("control characters"))
+        #expect(error?.description.hasPrefix("gateway.yaml:4: YAML syntax error") == true)
+    }
+
     @Test func unclosedFlowMappingIsASyntaxError() {
         let error = loadError("""
             registries:
