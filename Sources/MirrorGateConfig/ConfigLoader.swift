@@ -1,4 +1,5 @@
 import Foundation
+import RegistryModel
 import Yams
 
 /// Loads `gateway.yaml`: parses, expands `${VAR}`, reads `password_file`s and validates.
@@ -351,9 +352,10 @@ public struct ConfigLoader: Sendable {
         }
     }
 
+    /// A component of distribution's name grammar: the prefix goes in front of validated names
+    /// in upstream paths, so `a..b` or `a._b` must not pass.
     static func isRepositoryComponent(_ s: Substring) -> Bool {
-        !s.isEmpty && s.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || "._-".contains($0)) }
-            && s.first!.isLetterOrDigit && s.last!.isLetterOrDigit
+        RepositoryName.isValidComponent(s)
     }
 
     private static func reason(_ error: any Error) -> String {
@@ -386,8 +388,4 @@ public struct ConfigLoader: Sendable {
             "\(error)"
         }
     }
-}
-
-extension Character {
-    var isLetterOrDigit: Bool { isASCII && (isLetter || isNumber) }
 }

@@ -737,7 +737,9 @@ struct ConfigLoaderTests {
             """, key: "registries.docker.io.upstreams[0].name", line: 5)
     }
 
-    @Test(arguments: ["Upper/Case", "a//b", "-a", "a b"])
+    /// `a..b`, `a._b` and `a-.b` passed a looser check than distribution's name grammar
+    /// (found by the property suite).
+    @Test(arguments: ["Upper/Case", "a//b", "-a", "a b", "a..b", "a._b", "a-.b", "a___b", "lib/a..b", "a/./b"])
     func badPrefix(_ prefix: String) {
         expectInvalid("""
             registries:
