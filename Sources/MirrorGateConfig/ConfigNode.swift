@@ -11,8 +11,11 @@ struct ConfigNode {
 
     var line: Int? { node.mark?.line }
 
+    /// The key path as errors name it: "(top level)" for the root.
+    var displayPath: String { path.isEmpty ? "(top level)" : path }
+
     func invalid(_ message: String) -> ConfigError {
-        .invalid(key: path.isEmpty ? "(top level)" : path, line: line, message: message)
+        .invalid(key: displayPath, line: line, message: message)
     }
 
     /// Child path for a key.
@@ -26,9 +29,13 @@ struct ConfigNode {
         var entries = OrderedEntries(parent: self)
         for (keyNode, valueNode) in mapping {
             guard case .scalar(let scalar) = keyNode else {
-                throw ConfigError.invalid(key: path, line: keyNode.mark?.line, message: "keys must be plain strings")
+                throw ConfigError.invalid(key: displayPath, line: keyNode.mark?.line, message: "keys must be plain strings")
             }
             let key = scalar.string
+            // An empty key (`? ` or `"": x`) would make an empty key path: name the mapping instead.
+            guard !key.isEmpty else {
+                throw ConfigError.invalid(key: displayPath, line: keyNode.mark?.line, message: "empty key; allowed here: \(allowed.joined(separator: ", "))")
+            }
             let child = ConfigNode(node: valueNode, path: childPath(key), environment: environment)
             guard allowed.contains(key) else {
                 throw ConfigError.invalid(
@@ -49,9 +56,12 @@ struct ConfigNode {
         var out: [(key: String, line: Int?, value: ConfigNode)] = []
         for (keyNode, valueNode) in mapping {
             guard case .scalar(let scalar) = keyNode else {
-                throw ConfigError.invalid(key: path, line: keyNode.mark?.line, message: "keys must be plain strings")
+                throw ConfigError.invalid(key: displayPath, line: keyNode.mark?.line, message: "keys must be plain strings")
             }
             let key = scalar.string
+            guard !key.isEmpty else {
+                throw ConfigError.invalid(key: displayPath, line: keyNode.mark?.line, message: "empty key")
+            }
             guard !out.contains(where: { $0.key == key }) else {
                 throw ConfigError.invalid(key: childPath(key), line: keyNode.mark?.line, message: "duplicate key '\(key)'")
             }

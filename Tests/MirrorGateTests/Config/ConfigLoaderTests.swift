@@ -860,6 +860,24 @@ struct ConfigLoaderTests {
             """, key: "registries.docker.io.upstreams[0].auth_hosts[1]", line: 7, message: "is not a host name")
     }
 
+    // MARK: - Odd keys
+
+    /// An empty key and a non-scalar key at the top level were reported with an empty key path
+    /// (found by the property suite); they name the mapping that holds them.
+    @Test func emptyKeyAtTheTopLevel() {
+        expectInvalid("listen: 0.0.0.0:5000\n\"\": x\n" + minimalRegistries, key: "(top level)", line: 2, message: "empty key")
+        expectInvalid("listen: 0.0.0.0:5000\n? \n: x\n" + minimalRegistries, key: "(top level)", line: 2, message: "empty key")
+    }
+
+    @Test func emptyKeyInsideAMapping() {
+        expectInvalid("storage:\n  \"\": x\n" + minimalRegistries, key: "storage", line: 2, message: "empty key")
+        expectInvalid("registries:\n  \"\":\n    upstreams: []\n", key: "registries", line: 2, message: "empty key")
+    }
+
+    @Test func complexKeyAtTheTopLevel() {
+        expectInvalid("[a, b]: x\n" + minimalRegistries, key: "(top level)", line: 1, message: "keys must be plain strings")
+    }
+
     // MARK: - YAML syntax
 
     @Test func syntaxErrorHasALine() {
