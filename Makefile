@@ -3,7 +3,7 @@
 #   make test   install what the tests need (apt) and run the whole suite
 
 SWIFT ?= swift
-APT_PACKAGES := docker-registry skopeo containerd libsqlite3-dev
+APT_PACKAGES := docker-registry skopeo containerd libsqlite3-dev bubblewrap systemd python3-venv
 
 .PHONY: run test deps build release check clean
 
@@ -12,6 +12,7 @@ run:
 
 deps:
 	@scripts/install-test-deps $(APT_PACKAGES)
+	@scripts/install-deploy-tools
 
 build:
 	$(SWIFT) build --build-tests

@@ -24,7 +24,7 @@ public enum ByteRange: Equatable, Sendable {
         }
         guard let first = parseNumber(firstPart) else { throw invalid(header) }
         if lastPart.isEmpty { return .from(first: first, last: nil) }
-        guard let last = parseNumber(lastPart), last >= first else { throw invalid(header) }
+        guard let last = parseNumber(lastPart), !isLess(lastPart, than: firstPart) else { throw invalid(header) }
         return .from(first: first, last: last)
     }
 
@@ -42,9 +42,19 @@ public enum ByteRange: Equatable, Sendable {
         }
     }
 
+    /// `1*DIGIT` of any length. A number past `UInt64.max` saturates, which keeps RFC 9110's
+    /// meaning whatever the length: a last-pos or suffix-length that large covers the rest of
+    /// any representation, and a first-pos that large is past its end (unsatisfiable).
     private static func parseNumber(_ s: Substring) -> UInt64? {
-        guard !s.isEmpty, s.utf8.count <= 19, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        return UInt64(s)
+        guard !s.isEmpty, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return UInt64(s) ?? .max
+    }
+
+    /// Compares two digit strings by value, exactly, however long they are.
+    private static func isLess(_ a: Substring, than b: Substring) -> Bool {
+        let x = a.utf8.drop { $0 == UInt8(ascii: "0") }
+        let y = b.utf8.drop { $0 == UInt8(ascii: "0") }
+        return x.count != y.count ? x.count < y.count : x.lexicographicallyPrecedes(y)
     }
 
     private static func invalid(_ header: String) -> RegistryError {
