@@ -44,15 +44,30 @@ public struct RateLimitHeaders: Equatable, Sendable {
         var value: Int?
         var window: Duration?
         for item in raw.split(separator: ",") {
-            let parts = item.split(separator: ";").map { String($0).trimmingCharacters(in: " ") }
-            if value == nil, let first = parts.first, let n = Int(first), n >= 0 { value = n }
+            let parts = item.split(separator: ";").map(trimmed)
+            if value == nil, let first = parts.first, let n = number(first) { value = n }
             for parameter in parts.dropFirst() {
                 let kv = parameter.split(separator: "=", maxSplits: 1)
-                if kv.count == 2, kv[0].lowercased() == "w", let seconds = Int(String(kv[1]).trimmingCharacters(in: " ")), seconds > 0, window == nil {
+                if kv.count == 2, kv[0].lowercased() == "w", let seconds = number(trimmed(kv[1])), seconds > 0, window == nil {
                     window = .seconds(seconds)
                 }
             }
         }
         return (value, window)
+    }
+
+    /// Without the spaces and tabs (HTTP's `OWS`) around it.
+    private static func trimmed(_ s: Substring) -> Substring {
+        var s = s
+        while let c = s.first, c == " " || c == "\t" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\t" { s.removeLast() }
+        return s
+    }
+
+    /// A non-negative RFC 8941 integer: digits only (`Int(_:)` would also take `+5` and `-0`),
+    /// `nil` past `Int.max`.
+    private static func number(_ s: Substring) -> Int? {
+        guard !s.isEmpty, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int(s)
     }
 }

@@ -41,6 +41,14 @@ struct RateLimitHeadersTests {
         #expect(throws: UpstreamError.self) { try UpstreamClient.decodeToken(.init(string: "{\"expires_in\":5}"), now: now) }
     }
 
+    /// Found by the property suite: `Int(_:)` let `+5` and `-0` through, and a tab before a
+    /// number hid it. The values are RFC 8941 integers: digits only.
+    @Test func numbersAreDigitsOnly() {
+        #expect(RateLimitHeaders(limitHeader: "+100;w=+60", remainingHeader: "-0") == RateLimitHeaders(limit: nil, remaining: nil, window: nil))
+        #expect(RateLimitHeaders(limitHeader: "\t100;\tw=60\t", remainingHeader: " 5 ") == RateLimitHeaders(limit: 100, remaining: 5, window: .seconds(60)))
+        #expect(RateLimitHeaders(limitHeader: "99999999999999999999;w=99999999999999999999", remainingHeader: nil) == RateLimitHeaders())
+    }
+
     @Test func credentialsGoOnlyToTheUpstreamsOwnDomainOrAuthHosts() throws {
         let config = try MirrorGateConfig.ConfigLoader(environment: [:]).load(yaml: """
             registries:
