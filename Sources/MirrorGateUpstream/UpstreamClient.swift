@@ -258,6 +258,9 @@ public final class UpstreamClient: Sendable {
 
     /// `{"token"|"access_token", "expires_in", "issued_at"}` → the token and how long it stays
     /// valid from now: `issued_at + expires_in`, at least 60 s.
+    /// The longest a token is cached, whatever the token service says.
+    static let maxTokenLifetime = Duration.seconds(86_400)
+
     static func decodeToken(_ body: ByteBuffer, now: Date = Date()) throws(UpstreamError) -> (value: String, lifetime: Duration) {
         struct TokenResponse: Decodable {
             var token: String?
@@ -270,7 +273,9 @@ public final class UpstreamClient: Sendable {
         else {
             throw .authentication("token service answered without a token")
         }
-        let expiresIn = Double(max(decoded.expires_in ?? 60, 60))
+        // Clamped before the conversion to milliseconds below: `expires_in` near `Int.max`
+        // would trap there, and no registry's token is meant to outlive a day.
+        let expiresIn = Double(min(max(decoded.expires_in ?? 60, 60), Int(Self.maxTokenLifetime.components.seconds)))
         var lifetime = expiresIn
         if let issued = decoded.issued_at, let issuedAt = Self.parseTimestamp(issued) {
             lifetime = max(issuedAt.addingTimeInterval(expiresIn).timeIntervalSince(now), 0)

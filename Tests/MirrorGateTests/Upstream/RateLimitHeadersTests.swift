@@ -41,6 +41,18 @@ struct RateLimitHeadersTests {
         #expect(throws: UpstreamError.self) { try UpstreamClient.decodeToken(.init(string: "{\"expires_in\":5}"), now: now) }
     }
 
+    /// Found by the property suite: `expires_in` near `Int.max` trapped converting the lifetime
+    /// to milliseconds, so a token service could crash the gateway.
+    @Test(arguments: ["9223372036854775807", "99999999999999999", "9223372036854776"])
+    func hugeExpiresInIsCappedNotATrap(_ expiresIn: String) throws {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let token = try UpstreamClient.decodeToken(.init(string: "{\"token\":\"t\",\"expires_in\":\(expiresIn)}"), now: now)
+        #expect(token.lifetime == UpstreamClient.maxTokenLifetime)
+        let issued = try UpstreamClient.decodeToken(
+            .init(string: "{\"token\":\"t\",\"expires_in\":\(expiresIn),\"issued_at\":\"9999-12-31T23:59:59Z\"}"), now: now)
+        #expect(issued.lifetime == UpstreamClient.maxTokenLifetime)
+    }
+
     /// Found by the property suite: `Int(_:)` let `+5` and `-0` through, and a tab before a
     /// number hid it. The values are RFC 8941 integers: digits only.
     @Test func numbersAreDigitsOnly() {
