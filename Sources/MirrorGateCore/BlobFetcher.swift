@@ -163,6 +163,7 @@ public final class BlobFetcher: Service {
                         try? await metadata.saveObject(ObjectRecord(digest: digest, size: written, mediaType: nil, createdAt: now, lastAccess: now))
                         served = upstream.name
                         blob.source = upstream.name
+                        if !attempts.isEmpty { blob.skipped = attempts.description }
                         blob.finish(.verified, size: written)
                         if let hook = committed.withLock({ $0 }) { await hook() }
                         break fetchLoop

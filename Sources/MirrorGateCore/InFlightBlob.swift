@@ -46,6 +46,7 @@ public final class InFlightBlob: Sendable {
     private let state = Mutex(State())
     private let readerCount = Atomic<Int>(0)
     private let sourceName = Mutex<String?>(nil)
+    private let skippedNote = Mutex<String?>(nil)
     private let threadPool: NIOThreadPool
     /// Largest chunk handed to a reader at once.
     static let readChunk = 256 << 10
@@ -110,6 +111,12 @@ public final class InFlightBlob: Sendable {
     public var source: String? {
         get { sourceName.withLock { $0 } }
         set { sourceName.withLock { $0 = newValue } }
+    }
+
+    /// Upstreams the fetch skipped or that failed before `source` served it, with reasons.
+    public var skipped: String? {
+        get { skippedNote.withLock { $0 } }
+        set { skippedNote.withLock { $0 = newValue } }
     }
 
     /// Clients reading this blob now.

@@ -21,6 +21,9 @@ public final class PullService: Sendable {
         public var source: String
         /// Upstreams tried before the one that answered, with their reasons.
         public var skipped: String?
+        /// Whether the manifest body was fetched from upstream for this request (a cache miss);
+        /// false when it came from the cache, even if the tag was revalidated with a HEAD.
+        public var fetched = false
     }
 
     /// Where a blob's bytes come from.
@@ -237,7 +240,7 @@ public final class PullService: Sendable {
                     try await store(manifest: bytes, digest: digest, mediaType: mediaType)
                     return Manifest(
                         digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name,
-                        skipped: attempts.isEmpty ? nil : attempts.description)
+                        skipped: attempts.isEmpty ? nil : attempts.description, fetched: true)
                 default:
                     await attempts.record(unwanted: response)
                 }
@@ -265,7 +268,7 @@ public final class PullService: Sendable {
             }
             let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
             try await store(manifest: bytes, digest: digest, mediaType: mediaType)
-            return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name)
+            return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, fetched: true)
         } catch let error as RegistryError {
             throw error
         } catch UpstreamError.rateLimited(let until) {

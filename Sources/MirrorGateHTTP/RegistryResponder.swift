@@ -14,7 +14,6 @@ import RegistryModel
 public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     let service: PullService
     let namespaces: NamespaceRouter
-    let fileIO: FileIO
     let logger: Logger
     /// Client authentication (`auth.htpasswd`); nil when the gateway is open.
     let authenticator: InboundAuthenticator?
@@ -23,16 +22,12 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     /// Whether `/healthz`, `/readyz` and `/metrics` are served here (false with `admin_listen`).
     let servesAdmin: Bool
 
-    /// Chunk size for serving cached files (1 MiB is 20-33 % faster than the 128 KiB default here).
-    static var fileChunk: Int { 1 << 20 }
-
     public init(
         service: PullService, namespaces: NamespaceRouter, logger: Logger,
         authenticator: InboundAuthenticator? = nil, metrics: MetricsExporter? = nil, servesAdmin: Bool = true
     ) {
         self.service = service
         self.namespaces = namespaces
-        self.fileIO = FileIO()
         self.logger = logger
         self.authenticator = authenticator
         self.metrics = metrics
@@ -214,7 +209,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         log.upstream = manifest.source
         log.skipped = manifest.skipped
         log.digest = manifest.digest.description
-        log.cache = manifest.staleWarning != nil ? .stale : manifest.source == "cache" ? .hit : .miss
+        log.cache = manifest.staleWarning != nil ? .stale : manifest.fetched ? .miss : .hit
         var headers = headers
         let etag = "\"\(manifest.digest)\""
         headers[.contentType] = manifest.mediaType
@@ -250,12 +245,11 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
                 headers[.contentLength] = String(selected.map { $0.count } ?? 0)
                 return Response(status: status, headers: headers, body: .init())
             }
-            let file = try await fileIO.loadFile(
-                path: path, range: Int(selected!.lowerBound)...Int(selected!.upperBound), context: context, chunkLength: Self.fileChunk)
+            let file = try await CachedBlobBody.open(path: path, range: selected!)
             // The body holds the lease, so the file is not evicted until it has been sent.
             let body = ResponseBody(contentLength: Int(selected!.count)) { writer in
                 withExtendedLifetime(lease) {}
-                try await file.write(writer)
+                try await file.write(to: &writer)
             }
             return Response(status: status, headers: headers, body: body)
 
@@ -264,7 +258,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
 
         case .inFlight(let blob):
             log.upstream = "fetch"
-            log.upstreamAtEnd = { blob.source }
+            log.upstreamAtEnd = { (blob.source, blob.skipped) }
             log.cache = .miss
             let head = await Self.result { () throws(RegistryError) in try await blob.size() }
             if case .failure = head, service.janitor?.isWritable == false {

@@ -24,7 +24,7 @@ struct RequestLog: Sendable {
     var cache: CacheResult?
     var upstream: String?
     /// For a blob fetched while the client waits: the upstream the fetch used, known at the end.
-    var upstreamAtEnd: (@Sendable () -> String?)?
+    var upstreamAtEnd: (@Sendable () -> (upstream: String?, skipped: String?))?
     var skipped: String?
     var user: String?
     var status: Int = 0
@@ -45,7 +45,9 @@ struct RequestLog: Sendable {
         if let reference { metadata["reference"] = "\(reference)" }
         if let digest { metadata["digest"] = "\(digest)" }
         if let cache { metadata["cache"] = "\(cache.rawValue)" }
-        let upstream = upstreamAtEnd?() ?? upstream
+        let atEnd = upstreamAtEnd?()
+        let upstream = atEnd?.upstream ?? upstream
+        let skipped = atEnd?.skipped ?? skipped
         if let upstream { metadata["served_by"] = "\(upstream)" }
         if let skipped { metadata["skipped"] = "\(skipped)" }
         if let user { metadata["user"] = "\(user)" }

@@ -50,7 +50,7 @@ public enum StatusPage {
         } else {
             html += "<table><thead><tr><th>Time</th><th>Registry</th><th>Image</th><th>Served by</th><th>Skipped</th></tr></thead><tbody>\n"
             for f in status.recentFailovers {
-                html += "<tr><td>\(esc(time(f.at)))</td><td>\(esc(f.registry))</td><td><code>\(esc(f.repository)):\(esc(f.reference))</code></td>"
+                html += "<tr><td>\(esc(time(f.at)))</td><td>\(esc(f.registry))</td><td><code title=\"\(esc(f.reference))\">\(esc(image(f.repository, f.reference)))</code></td>"
                 html += "<td>\(esc(f.servedBy))</td><td>\(esc(f.skipped))</td></tr>\n"
             }
             html += "</tbody></table>\n"
@@ -71,6 +71,14 @@ public enum StatusPage {
         html += "<tr><th>Fetching now</th><td>\(status.singleFlight.blobFetches) blobs, \(status.singleFlight.blobWaiters) clients following them</td></tr>\n"
         html += "</tbody></table>\n"
         return html
+    }
+
+    /// `name:tag`, or `name@sha256:0123456789ab…` (digests shortened; the full one is in the title).
+    static func image(_ repository: String, _ reference: String) -> String {
+        guard let colon = reference.firstIndex(of: ":"), reference[..<colon].allSatisfy({ $0.isLetter || $0.isNumber }),
+              reference.count > 40
+        else { return "\(repository):\(reference)" }
+        return "\(repository)@\(reference.prefix(colon.utf16Offset(in: reference) + 13))…"
     }
 
     static func budget(_ b: QuotaBook.Status?) -> String {

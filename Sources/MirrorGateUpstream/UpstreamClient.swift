@@ -324,6 +324,8 @@ public final class UpstreamClient: Sendable {
             }
         }
         if error is CancellationError { return .timeout("cancelled") }
+        // NIO's IOError reads "connection reset (error set): Connection refused) (errno: 111)".
+        if let e = error as? IOError { return .connection(String(cString: strerror(e.errnoCode)).lowercased()) }
         return .connection(String(describing: error))
     }
 }
