@@ -501,7 +501,14 @@ struct DeployTests {
             let configURL = scratch.appending("gateway.yaml")
             try Yams.serialize(node: .mapping(top)).write(to: configURL, atomically: true, encoding: .utf8)
 
-            var command = [binary.path, "serve", "--config", configURL.path]
+            // The unprivileged user must reach the binary and the configuration whatever the
+            // permissions of the checkout: both go into the scratch directory, world-readable.
+            let executable = scratch.appending("mirrorgate")
+            try FileManager.default.copyItem(at: binary, to: executable)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: scratch.path)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: executable.path)
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: configURL.path)
+            var command = [executable.path, "serve", "--config", configURL.path]
             if getuid() == 0 {
                 // As root: drop to the pod's user, which owns the volume (as fsGroup makes it).
                 #expect(chown(data.path, uid_t(uid), gid_t(gid)) == 0)
