@@ -161,6 +161,7 @@ public final class CacheJanitor: Service {
                 "freed_bytes": "\(freed)", "objects": "\(count)", "cache_bytes": "\(size)", "max_size": "\(maxSize)",
             ])
         }
+        GatewayMetrics.evicted(objects: count, bytes: freed)
         return Pass(freedBytes: freed, freedObjects: count, sizeAfter: size)
     }
 
