@@ -28,10 +28,10 @@ struct StatusTable {
         out.append(terminal.paint("MirrorGate", .bold) + " \(source)  up \(HumanFormat.duration(now.timeIntervalSince(status.startedAt)))"
             + "  (started \(HumanFormat.timestamp(status.startedAt)), report \(HumanFormat.timestamp(now)))")
 
+        // One table per registry, with the same column widths for all of them.
+        let header = ["#", "UPSTREAM", "URL", "HEALTH", "CIRCUIT", "FAILS", "BUDGET", "RESETS", "LAST ERROR"].map { Cell($0, .dim) }
+        var tables: [[[Cell]]] = []
         for registry in status.registries {
-            out.append("")
-            out.append(terminal.paint("registry \(registry.registry)", .bold))
-            let header = ["#", "UPSTREAM", "URL", "HEALTH", "CIRCUIT", "FAILS", "BUDGET", "RESETS", "LAST ERROR"].map { Cell($0, .dim) }
             var rows: [[Cell]] = [header]
             for (index, upstream) in registry.upstreams.enumerated() {
                 let (budget, resets) = budgetCells(upstream.budget, now: now)
@@ -47,7 +47,13 @@ struct StatusTable {
                     Cell(Self.oneLine(upstream.lastError) ?? "-", upstream.lastError == nil ? nil : .red),
                 ])
             }
-            out += grid(rows, indent: 2)
+            tables.append(rows)
+        }
+        let widths = Self.columnWidths(tables.flatMap { $0 })
+        for (registry, rows) in zip(status.registries, tables) {
+            out.append("")
+            out.append(terminal.paint("registry \(registry.registry)", .bold))
+            out += grid(rows, indent: 2, widths: widths)
         }
 
         let cache = status.cache
@@ -73,7 +79,7 @@ struct StatusTable {
                 rows.append([
                     Cell(HumanFormat.timestamp(failover.at)),
                     Cell(failover.registry),
-                    Cell(failover.repository + separator + failover.reference),
+                    Cell(failover.repository + separator + Self.abbreviated(failover.reference)),
                     Cell(failover.servedBy, failover.servedBy == "none" ? .red : nil),
                     Cell(Self.oneLine(failover.skipped) ?? "-"),
                 ])
@@ -113,16 +119,28 @@ struct StatusTable {
         text.map { $0.split(whereSeparator: \.isNewline).joined(separator: " ") }
     }
 
-    /// Rows with columns padded to the widest cell; on a terminal, the last column is cut to
-    /// the terminal's width.
-    func grid(_ rows: [[Cell]], indent: Int) -> [String] {
-        let columns = rows.map(\.count).max() ?? 0
-        var widths = [Int](repeating: 0, count: columns)
+    /// A digest reference cut to 12 hex digits, as docker shows image ids
+    /// (`sha256:7bc5bd6e76da…`); a tag unchanged.
+    static func abbreviated(_ reference: String) -> String {
+        guard let colon = reference.firstIndex(of: ":"), reference.distance(from: colon, to: reference.endIndex) > 13 else { return reference }
+        return String(reference[...reference.index(colon, offsetBy: 12)]) + "…"
+    }
+
+    /// The widest cell of each column of `rows`.
+    static func columnWidths(_ rows: [[Cell]]) -> [Int] {
+        var widths = [Int](repeating: 0, count: rows.map(\.count).max() ?? 0)
         for row in rows {
-            for (index, cell) in row.enumerated() where index < columns - 1 {
+            for (index, cell) in row.enumerated() {
                 widths[index] = max(widths[index], cell.text.count)
             }
         }
+        return widths
+    }
+
+    /// Rows with columns padded to `widths` (by default the widest cell); on a terminal, the
+    /// last column is cut to the terminal's width.
+    func grid(_ rows: [[Cell]], indent: Int, widths: [Int]? = nil) -> [String] {
+        let widths = widths ?? Self.columnWidths(rows)
         let prefix = String(repeating: " ", count: indent)
         return rows.map { row in
             var line = prefix
