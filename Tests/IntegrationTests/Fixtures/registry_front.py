@@ -3,6 +3,12 @@
 package provides: an upstream that misbehaves on command.
 
     registry_front.py --listen 127.0.0.1:PORT --backend http://127.0.0.1:PORT
+                      [--tls-cert CERT.pem --tls-key KEY.pem] [--mode JSON]
+
+It may listen on any loopback address (127.0.0.2 stands for "another host" in tests).
+With --tls-cert/--tls-key it speaks HTTPS (HTTP/1.1, no ALPN) with that certificate;
+--mode sets a mode at start, as `POST /_front/mode` with that JSON would. Once it
+listens it prints "listening on HOST:PORT" to standard output.
 
 Requests are forwarded to the backend and answers streamed back unchanged, except when a
 failure mode is set with `POST /_front/mode` and a JSON body:
@@ -19,7 +25,20 @@ failure mode is set with `POST /_front/mode` and a JSON body:
                                     (HEADs get 429 too once exhausted), "per_user": true
                                     (one budget per Basic user or Bearer token `sub`)
     {"ratelimit": null}             no rate limit, no headers
+    {"redirect_blobs": "http://127.0.0.2:PORT"}
+                                    a blob GET or HEAD (`/v2/<name>/blobs/<digest>`) that
+                                    the backend would answer 2xx (checked with a HEAD
+                                    carrying the request's headers, so 401 and 404 still
+                                    come from the backend) gets 307 with Location = that
+                                    origin + the same path and query, as Docker Hub sends
+                                    blob GETs to its CDN; null turns it off
+    {"redirect_loop": true}         every blob GET or HEAD gets 307 with Location = this
+                                    front's own origin + the same path: a redirect loop
+                                    (false turns it off; it wins over redirect_blobs)
 `GET /_front/log` returns one line per request seen: "METHOD PATH STATUS".
+`GET /_front/requests` returns the same requests as a JSON array of {"method", "path",
+"status", "auth"}, where auth is the scheme of the request's Authorization header:
+"basic", "bearer", "none" (no header) or "other".
 `GET /_front/ratelimit` returns {"enabled", "limit", "window", "used", "remaining",
 "headers", "head_429", "per_user", "users": {key: used}} (used/remaining: anonymous key
 "" when per_user, else the single budget; users: every key with counted pulls).
@@ -39,14 +58,18 @@ import http.client
 import http.server
 import json
 import re
+import ssl
 import threading
 import time
 import urllib.parse
 
-state = {"status": 0, "ignore_range": False, "log": [], "ratelimit": None}
+state = {"status": 0, "ignore_range": False, "log": [], "ratelimit": None,
+         "redirect_blobs": None, "redirect_loop": False}
 lock = threading.Lock()
 
 MANIFEST_PATH = re.compile(r"^/v2/.+/manifests/[^/]+$")
+# A blob by digest (`algorithm:encoded`), never an upload session.
+BLOB_PATH = re.compile(r"^/v2/.+/blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 HUB_429_MESSAGE = ("You have reached your pull rate limit. You may increase the limit by authenticating "
                    "and upgrading: https://www.docker.com/increase-rate-limit")
 
@@ -96,40 +119,79 @@ def ratelimit_snapshot():
                 "head_429": rl["head_429"], "per_user": rl["per_user"], "users": users}
 
 
+def apply_mode(body):
+    """Applies a `POST /_front/mode` body (or --mode); raises ValueError on a bad one."""
+    try:
+        ratelimit = new_ratelimit(body["ratelimit"]) if "ratelimit" in body else None
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"bad ratelimit: {error!r}")
+    redirect = body.get("redirect_blobs")
+    if redirect is not None:
+        parts = urllib.parse.urlsplit(str(redirect))
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise ValueError(f"redirect_blobs must be an origin like http://127.0.0.2:5000, not {redirect!r}")
+        redirect = f"{parts.scheme}://{parts.netloc}"
+    with lock:
+        if "status" in body:
+            state["status"] = int(body["status"])
+        if "ignore_range" in body:
+            state["ignore_range"] = bool(body["ignore_range"])
+        if "ratelimit" in body:
+            state["ratelimit"] = ratelimit
+        if "redirect_blobs" in body:
+            state["redirect_blobs"] = redirect
+        if "redirect_loop" in body:
+            state["redirect_loop"] = bool(body["redirect_loop"])
+
+
+def auth_scheme(value):
+    """"basic", "bearer", "none" or "other" for an Authorization header value (or None)."""
+    if value is None:
+        return "none"
+    scheme = value.strip().partition(" ")[0].lower()
+    return scheme if scheme in ("basic", "bearer") else "other"
+
+
 CODES = {429: "TOOMANYREQUESTS", 500: "UNKNOWN", 502: "UNKNOWN", 503: "UNAVAILABLE", 404: "NAME_UNKNOWN", 401: "UNAUTHORIZED", 403: "DENIED"}
 
 
 class Front(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     backend = None
+    origin = None  # "http(s)://HOST:PORT" of this front
 
     def log_message(self, *args):
         pass
 
+    def setup(self):
+        # The TLS handshake happens here, in the connection's thread, not in accept().
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()
+        super().setup()
+
     def record(self, status):
+        entry = {"method": self.command, "path": self.path, "status": status,
+                 "auth": auth_scheme(self.headers.get("Authorization"))}
         with lock:
-            state["log"].append(f"{self.command} {self.path} {status}")
+            state["log"].append(entry)
 
     def control(self):
         if self.path == "/_front/mode" and self.command == "POST":
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
             try:
-                ratelimit = new_ratelimit(body["ratelimit"]) if "ratelimit" in body else None
-            except (KeyError, TypeError, ValueError) as error:
-                return self.reply(400, json.dumps({"error": f"bad ratelimit: {error!r}"}).encode())
-            with lock:
-                if "status" in body:
-                    state["status"] = int(body["status"])
-                if "ignore_range" in body:
-                    state["ignore_range"] = bool(body["ignore_range"])
-                if "ratelimit" in body:
-                    state["ratelimit"] = ratelimit
+                apply_mode(body)
+            except ValueError as error:
+                return self.reply(400, json.dumps({"error": str(error)}).encode())
             self.reply(200, b"{}")
         elif self.path == "/_front/log":
             with lock:
-                text = "\n".join(state["log"]).encode()
+                text = "\n".join(f"{e['method']} {e['path']} {e['status']}" for e in state["log"]).encode()
             self.reply(200, text)
+        elif self.path == "/_front/requests":
+            with lock:
+                text = json.dumps(state["log"]).encode()
+            self.reply(200, text, [("Content-Type", "application/json")])
         elif self.path == "/_front/ratelimit":
             self.reply(200, json.dumps(ratelimit_snapshot()).encode(), [("Content-Type", "application/json")])
         else:
@@ -224,6 +286,20 @@ class Front(http.server.BaseHTTPRequestHandler):
         self.record(429)
         self.reply(429, body, headers)
 
+    # --- Redirects ------------------------------------------------------------------
+
+    def backend_would_serve(self):
+        """Whether the backend answers this request (its headers, as a HEAD) with 2xx."""
+        probe = self.send_to_backend("HEAD", with_body=False)
+        status = probe.status
+        probe.read()
+        probe.connection_to_close.close()
+        return 200 <= status < 300
+
+    def redirect(self, location):
+        self.record(307)
+        self.reply(307, b"", [("Location", location)])
+
     def send_to_backend(self, method, with_body=True):
         target = urllib.parse.urlsplit(self.backend)
         conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
@@ -259,6 +335,13 @@ class Front(http.server.BaseHTTPRequestHandler):
                 headers.append(("Retry-After", "60"))
             self.record(forced)
             return self.reply(forced, body, headers)
+        if self.command in ("GET", "HEAD") and BLOB_PATH.match(urllib.parse.urlsplit(self.path).path):
+            with lock:
+                loop, target = state["redirect_loop"], state["redirect_blobs"]
+            if loop:
+                return self.redirect(self.origin + self.path)
+            if target and self.backend_would_serve():
+                return self.redirect(target + self.path)
         reservation = None
         if is_manifest:
             decision, reservation = self.ratelimit_admit()
@@ -305,11 +388,24 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--listen", required=True)
     parser.add_argument("--backend", required=True)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--mode", help="a JSON mode applied at start, as POST /_front/mode")
     args = parser.parse_args()
     host, port = args.listen.rsplit(":", 1)
     Front.backend = args.backend
+    if args.mode:
+        apply_mode(json.loads(args.mode))
     server = http.server.ThreadingHTTPServer((host, int(port)), Front)
     server.daemon_threads = True
+    scheme = "http"
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        scheme = "https"
+    Front.origin = f"{scheme}://{args.listen}"
+    print(f"listening on {args.listen}", flush=True)
     server.serve_forever()
 
 
