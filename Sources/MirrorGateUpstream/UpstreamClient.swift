@@ -8,8 +8,8 @@ import NIOSSL
 
 /// Sends requests to upstream registries: pooled HTTP/1.1 and HTTP/2 connections through
 /// AsyncHTTPClient, the anonymous Bearer token flow and Basic credentials, and redirects
-/// followed by hand so `Authorization` never leaves the upstream's host and https is never
-/// downgraded.
+/// followed by hand (``RedirectPolicy``) so `Authorization` never leaves the upstream's
+/// origin and https is never downgraded.
 public final class UpstreamClient: Sendable {
     /// A request to one upstream, relative to its `/v2/`.
     public struct Request: Sendable {
@@ -33,7 +33,7 @@ public final class UpstreamClient: Sendable {
         }
     }
 
-    /// Redirect hops followed at most.
+    /// Redirect hops followed at most (see ``RedirectPolicy``).
     public static let maxRedirects = 5
 
     private let verifyingClient: HTTPClient
@@ -77,6 +77,7 @@ public final class UpstreamClient: Sendable {
         if let query = request.query, !query.isEmpty { url += "?" + query }
 
         let scope = request.repository.map { "repository:\($0):pull" }
+        let redirects = RedirectPolicy(upstream: upstream.config.url, maxHops: Self.maxRedirects)
         var authorization = await cachedAuthorization(upstream: upstream, scope: scope)
         var retriedAuth = false
         var hops = 0
@@ -86,7 +87,7 @@ public final class UpstreamClient: Sendable {
             outgoing.method = request.method
             outgoing.headers = request.headers
             outgoing.headers.replaceOrAdd(name: "User-Agent", value: "mirrorgate/0.1")
-            let sameOrigin = hops == 0 || Self.sameOrigin(currentURL, upstream.config.url.origin)
+            let sameOrigin = hops == 0 || redirects.carriesCredentials(currentURL)
             if sameOrigin, let authorization { outgoing.headers.replaceOrAdd(name: "Authorization", value: authorization.header) }
 
             let response: HTTPClientResponse
@@ -110,22 +111,11 @@ public final class UpstreamClient: Sendable {
                 return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: Self.emptyBody())
             }
 
-            if [301, 302, 303, 307, 308].contains(status), request.method == .GET || request.method == .HEAD {
-                guard let location = response.headers.first(name: "location") else {
-                    throw .redirect("\(status) without Location")
-                }
+            if RedirectPolicy.statuses.contains(status), request.method == .GET || request.method == .HEAD {
                 _ = try? await response.body.collect(upTo: 1 << 20)
+                currentURL = try redirects.next(
+                    after: currentURL, status: status, location: response.headers.first(name: "location"), hopsSoFar: hops)
                 hops += 1
-                guard hops <= Self.maxRedirects else { throw .redirect("more than \(Self.maxRedirects) redirects") }
-                guard let next = URL(string: location, relativeTo: URL(string: currentURL))?.absoluteURL,
-                      let scheme = next.scheme?.lowercased(), scheme == "http" || scheme == "https", next.host != nil
-                else {
-                    throw .redirect("unusable Location")
-                }
-                if currentURL.lowercased().hasPrefix("https:"), scheme == "http" {
-                    throw .redirect("refusing to follow a redirect from https to http")
-                }
-                currentURL = next.absoluteString
                 continue
             }
 
@@ -304,10 +294,6 @@ public final class UpstreamClient: Sendable {
         let a = realmHost.split(separator: ".").suffix(2)
         let b = host.split(separator: ".").suffix(2)
         return a.count == 2 && a == b
-    }
-
-    static func sameOrigin(_ url: String, _ origin: String) -> Bool {
-        url.lowercased().hasPrefix(origin.lowercased() + "/")
     }
 
     static func emptyBody() -> HTTPClientResponse.Body {
