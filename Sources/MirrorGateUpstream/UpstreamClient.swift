@@ -190,12 +190,16 @@ public final class UpstreamClient: Sendable {
         }
         var credentials: (user: String, password: String)?
         if let user = upstream.config.username, let password = upstream.config.password {
-            if Self.realmMayReceiveCredentials(realmHost: realmHost.lowercased(), upstream: upstream) {
-                credentials = (user, password.value)
-            } else {
+            if !Self.realmMayReceiveCredentials(realmHost: realmHost.lowercased(), upstream: upstream) {
                 logger.warning("refusing to send credentials to a token realm on a foreign host; asking anonymously", metadata: [
                     "upstream": "\(upstream.name)", "realm_host": "\(realmHost)",
                 ])
+            } else if Self.realmDowngrades(realmScheme: scheme, upstream: upstream) {
+                logger.warning("refusing to send credentials over http to the token realm of an https upstream; asking anonymously", metadata: [
+                    "upstream": "\(upstream.name)", "realm": "\(realm)",
+                ])
+            } else {
+                credentials = (user, password.value)
             }
         }
         if let credentials {
@@ -294,6 +298,13 @@ public final class UpstreamClient: Sendable {
         let a = realmHost.split(separator: ".").suffix(2)
         let b = host.split(separator: ".").suffix(2)
         return a.count == 2 && a == b
+    }
+
+    /// Whether a realm with `realmScheme` would carry an https upstream's credentials over
+    /// plain http: the credentials of an https upstream never travel unencrypted, not even to
+    /// its own host (the token is then asked for anonymously).
+    static func realmDowngrades(realmScheme: String, upstream: Upstream) -> Bool {
+        upstream.config.url.scheme.lowercased() == "https" && realmScheme.lowercased() == "http"
     }
 
     static func emptyBody() -> HTTPClientResponse.Body {

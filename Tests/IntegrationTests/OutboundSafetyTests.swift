@@ -193,6 +193,58 @@ struct OutboundSafetyTests {
         await cleanup.run()
     }
 
+    /// An https upstream whose token realm is plain http (on its own host) gets its token
+    /// anonymously: the credentials never travel unencrypted. The same registry reached
+    /// over http (where nothing is downgraded) gets them.
+    @Test func credentialsOfAnHTTPSUpstreamNeverGoToAnHTTPRealm() async throws {
+        let alice = TokenIssuer.User(Self.user, password: Self.password)
+        let fixture = try ImageFixture.make(.ociImage, layerSizes: [16 << 10])
+        let cleanup = ProcessCleanup()
+        do {
+            let hub = try await TokenAuthRegistry.start(users: [alice], publicRepositories: ["library/*"])
+            cleanup.add { await hub.stop() }
+            #expect(hub.realm.hasPrefix("http://127.0.0.1:"))
+            try await skopeo.push(fixture, to: hub.hostPort, repository: "private/app", credentials: Self.credentials)
+            try await skopeo.push(fixture, to: hub.hostPort, repository: "library/app", credentials: Self.credentials)
+            let certificates = try TemporaryDirectory(prefix: "outbound-tls")
+            let secure = try await RegistryFront.start(
+                backend: hub.url, expectStatus: 401, tls: try await RegistryFront.makeCertificate(in: certificates))
+            cleanup.add { await secure.stop() }
+            try await hub.issuer.clearRequests()
+
+            let accept = [("Accept", fixture.topMediaType)]
+            var config = GatewayConfig()
+            config.registries = [.init(key: "docker.io", upstreams: [
+                .init(name: "hub", url: secure.url, extra: ["username: \(Self.user)", "password: \(Self.password)", "skip_tls_verify: true"]),
+            ])]
+            let gateway = try await GatewayProcess.start(config)
+            cleanup.add { await gateway.stop() }
+            let denied = try await HTTPFetch.get("\(gateway.url)/v2/private/app/manifests/v1", headers: accept)
+            #expect(denied.status == 404, "\(denied.text)")
+            // Public content still comes through, with an anonymous token.
+            let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "library/app", reference: "v1")
+            #expect(pulled.allDigests == fixture.allDigests)
+            let tokens = hub.issuer.tokenRequests()
+            #expect(!tokens.isEmpty)
+            #expect(tokens.allSatisfy { $0.authorization == nil && $0.user == nil }, "\(tokens)")
+            #expect(gateway.logText().contains("refusing to send credentials over http to the token realm of an https upstream"))
+            #expect(try await secure.loggedRequests().contains { $0.path.contains("/manifests/") && $0.auth == "bearer" })
+            await gateway.stop()
+
+            // Over http the same realm is no downgrade: the account's token opens the private repository.
+            config.registries[0].upstreams[0] = .init(name: "hub", url: hub.url, extra: ["username: \(Self.user)", "password: \(Self.password)"])
+            let plain = try await GatewayProcess.start(config)
+            cleanup.add { await plain.stop() }
+            let allowed = try await HTTPFetch.get("\(plain.url)/v2/private/app/manifests/v1", headers: accept)
+            #expect(allowed.status == 200)
+            #expect(hub.issuer.tokenRequests().contains { $0.user == Self.user })
+        } catch {
+            await cleanup.run()
+            throw error
+        }
+        await cleanup.run()
+    }
+
     /// Every write method on every API endpoint answers 405 `UNSUPPORTED` and none reaches
     /// the upstream (a real registry that would accept it); a GET with an 8 MiB body is
     /// answered normally and the gateway keeps serving.
