@@ -3,7 +3,9 @@
 /// normalised the way Docker does it (distribution's `ParseNormalizedNamed`):
 ///
 /// - the first `/`-separated component is the registry when it contains `.` or `:`, is
-///   `localhost`, or has an upper-case letter; otherwise the registry is `docker.io`;
+///   `localhost`, or has an upper-case letter; otherwise the registry is `docker.io`. A
+///   registry named by upper case alone (`Registry/app`) is rejected: lower-cased it would
+///   read as a Docker Hub namespace, and MirrorGate's registries all have a dot or a port;
 /// - Docker Hub's other host names (`index.docker.io`, `registry-1.docker.io`,
 ///   `registry.hub.docker.com`) are `docker.io`;
 /// - a single-component Docker Hub name gets `library/` (`alpine` = `library/alpine`);
@@ -51,6 +53,12 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
                     throw RegistryError(.nameInvalid, "invalid registry \(Digest.quoted(first)) in image reference \(Digest.quoted(text))")
                 }
                 registry = Self.canonicalRegistry(first.lowercased())
+                // An upper-case letter alone marks `Registry/app` as a host, but lower-cased it no
+                // longer reads as one (`registry/app:latest` is Docker Hub's), and no configured
+                // registry can be a bare single-label name.
+                guard registry.contains(".") || registry.contains(":") || registry == "localhost" else {
+                    throw RegistryError(.nameInvalid, "invalid registry \(Digest.quoted(first)) in image reference \(Digest.quoted(text)): a registry host has a dot or a port, or is localhost")
+                }
                 remainder = text[text.index(after: slash)...]
             }
         }

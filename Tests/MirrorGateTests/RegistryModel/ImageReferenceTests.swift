@@ -57,6 +57,11 @@ struct ImageReferenceTests {
         ("alpine 3", .nameInvalid),
         ("../etc/passwd", .nameInvalid),
         ("ghcr.io/org/app:tag:more", .nameInvalid),
+        // Upper case made these registries, whose lower-cased description then read as Docker
+        // Hub names (found by the property suite).
+        ("Registry/s", .nameInvalid),
+        ("65535Alibrary/k/a", .nameInvalid),
+        ("LOCALHOSTX/app", .nameInvalid),
     ])
     func rejects(_ input: String, _ code: RegistryError.Code) {
         let error = #expect(throws: RegistryError.self) { try ImageReference(parsing: input) }
