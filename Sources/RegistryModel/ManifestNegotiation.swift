@@ -10,8 +10,10 @@ public struct ManifestNegotiation: Sendable {
     public init(acceptHeaders: [String]) {
         var set = Set<String>()
         for header in acceptHeaders {
-            for part in header.split(separator: ",") {
-                let type = part.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces().lowercased() } ?? ""
+            // Split on scalars, not Characters: a combining mark after `,` or `;` would glue
+            // itself to the separator and hide it.
+            for part in header.unicodeScalars.split(separator: ",") {
+                let type = part.split(separator: ";", maxSplits: 1).first.map { Substring($0).trimmingSpaces().lowercased() } ?? ""
                 if !type.isEmpty { set.insert(type) }
             }
         }

@@ -48,6 +48,15 @@ struct ManifestNegotiationTests {
         #expect(negotiation.decide(mediaType: MediaType.ociManifest, requestedByTag: true) == .serve)
     }
 
+    /// A combining mark after `,` or `;` formed one Character with it, so the header was not
+    /// split there and the OCI type went unseen (found by the property suite).
+    @Test func separatorsFollowedByCombiningMarksStillSeparate() {
+        let negotiation = ManifestNegotiation(acceptHeaders: ["text/html,\u{301}x/y, application/vnd.oci.image.manifest.v1+json;\u{D4A}q=1"])
+        #expect(negotiation.accepted.contains(MediaType.ociManifest))
+        #expect(negotiation.accepted.contains("text/html"))
+        #expect(negotiation.accepted.allSatisfy { !$0.unicodeScalars.contains(";") && !$0.unicodeScalars.contains(",") })
+    }
+
     @Test func acceptedSetIsNormalized() {
         let negotiation = ManifestNegotiation(acceptHeaders: [" A/B ; q=1 , c/d,,", "E/F", ""])
         #expect(negotiation.accepted == ["a/b", "c/d", "e/f"])
