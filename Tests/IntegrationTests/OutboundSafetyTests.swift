@@ -148,6 +148,40 @@ struct OutboundSafetyTests {
         await cleanup.run()
     }
 
+    /// A redirect whose announced body never arrives does not hold the fetch: the gateway
+    /// stops waiting for it after `health.timeout` and follows the Location.
+    @Test func aRedirectWhoseBodyNeverArrivesIsStillFollowed() async throws {
+        let fixture = try ImageFixture.make(.ociImage, layerSizes: [16 << 10])
+        let cleanup = ProcessCleanup()
+        do {
+            let holder = try await UpstreamRegistry.start(name: "holder")
+            cleanup.add { await holder.stop() }
+            try await skopeo.push(fixture, to: holder.hostPort, repository: "library/app")
+            let target = try await RegistryFront.start(backend: holder.url, host: "127.0.0.2")
+            cleanup.add { await target.stop() }
+            let front = try await RegistryFront.start(backend: holder.url)
+            cleanup.add { await front.stop() }
+            try await front.redirectBlobs(to: target.url)
+            try await front.stallRedirects(true)
+
+            var config = GatewayConfig.upstreams([front.url])
+            config.healthTimeout = "1s"
+            let gateway = try await GatewayProcess.start(config)
+            cleanup.add { await gateway.stop() }
+
+            let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "library/app", reference: "v1")
+            #expect(pulled.allDigests == fixture.allDigests)
+            let stalled = try await front.loggedRequests().filter { $0.isBlob && $0.status == 307 }
+            #expect(Set(stalled.compactMap(\.digest)) == Set(fixture.blobDigests))
+            let served = try await target.loggedRequests().filter { $0.isBlob && $0.status == 200 }
+            #expect(Set(served.compactMap(\.digest)) == Set(fixture.blobDigests))
+        } catch {
+            await cleanup.run()
+            throw error
+        }
+        await cleanup.run()
+    }
+
     /// An https upstream that redirects blobs to plain http is not followed: not one request
     /// reaches the http target; the next upstream serves and the log says why.
     @Test func redirectFromHTTPSToHTTPIsRefused() async throws {

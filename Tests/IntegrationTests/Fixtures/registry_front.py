@@ -35,6 +35,9 @@ failure mode is set with `POST /_front/mode` and a JSON body:
     {"redirect_loop": true}         every blob GET or HEAD gets 307 with Location = this
                                     front's own origin + the same path: a redirect loop
                                     (false turns it off; it wins over redirect_blobs)
+    {"stall_redirects": true}       those 307s announce a 64-byte body (Content-Length: 64)
+                                    and never send it, holding the connection for 120 s
+                                    (false: empty bodies again)
 `GET /_front/log` returns one line per request seen: "METHOD PATH STATUS".
 `GET /_front/requests` returns the same requests as a JSON array of {"method", "path",
 "status", "auth"}, where auth is the scheme of the request's Authorization header:
@@ -64,7 +67,7 @@ import time
 import urllib.parse
 
 state = {"status": 0, "ignore_range": False, "log": [], "ratelimit": None,
-         "redirect_blobs": None, "redirect_loop": False}
+         "redirect_blobs": None, "redirect_loop": False, "stall_redirects": False}
 lock = threading.Lock()
 
 MANIFEST_PATH = re.compile(r"^/v2/.+/manifests/[^/]+$")
@@ -142,6 +145,8 @@ def apply_mode(body):
             state["redirect_blobs"] = redirect
         if "redirect_loop" in body:
             state["redirect_loop"] = bool(body["redirect_loop"])
+        if "stall_redirects" in body:
+            state["stall_redirects"] = bool(body["stall_redirects"])
 
 
 def auth_scheme(value):
@@ -298,7 +303,17 @@ class Front(http.server.BaseHTTPRequestHandler):
 
     def redirect(self, location):
         self.record(307)
-        self.reply(307, b"", [("Location", location)])
+        with lock:
+            stall = state["stall_redirects"]
+        if not stall:
+            return self.reply(307, b"", [("Location", location)])
+        self.send_response(307)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "64")
+        self.end_headers()
+        self.wfile.flush()
+        time.sleep(120)
+        self.close_connection = True
 
     def send_to_backend(self, method, with_body=True):
         target = urllib.parse.urlsplit(self.backend)

@@ -10,6 +10,7 @@ import Foundation
 ///   401, and an unknown blob its 404.
 /// - ``redirectLoop(_:)``: every blob GET or HEAD gets `307` to the same URL on this front,
 ///   forever.
+/// - ``stallRedirects(_:)``: those 307s announce a body and never send it.
 ///
 /// Both are independent of the other modes except that a forced status
 /// (``fail(with:)``) is answered first.
@@ -41,6 +42,12 @@ extension RegistryFront {
     /// Answers every blob request with a 307 to itself (`false` stops it).
     public func redirectLoop(_ on: Bool) async throws {
         try await setMode(json: "{\"redirect_loop\": \(on)}")
+    }
+
+    /// Makes those 307s announce a 64-byte body that never comes (the connection is held
+    /// for 120 s); `false` sends empty bodies again.
+    public func stallRedirects(_ on: Bool) async throws {
+        try await setMode(json: "{\"stall_redirects\": \(on)}")
     }
 
     /// Every request seen so far, oldest first, with the scheme of its `Authorization`.
