@@ -553,9 +553,13 @@ struct DeployTests {
             let value: String
             let line: Int
         }
-        // swiftlint:disable:next identifier_name
-        let parent_images: [String]
+        let parentImages: [String]
         let instructions: [Instruction]
+
+        enum CodingKeys: String, CodingKey {
+            case parentImages = "parent_images"
+            case instructions
+        }
     }
 
     /// deploy/Dockerfile (parsed by dockerfile-parse): a Swift build stage and a slim Debian
@@ -572,8 +576,8 @@ struct DeployTests {
             if !stages.isEmpty { stages[stages.count - 1].append(instruction) }
         }
         try #require(stages.count >= 2, "not a multi-stage Dockerfile")
-        #expect(parsed.parent_images.first?.hasPrefix("swift:") == true, "\(parsed.parent_images)")
-        let runtimeImage = parsed.parent_images.last ?? ""
+        #expect(parsed.parentImages.first?.hasPrefix("swift:") == true, "\(parsed.parentImages)")
+        let runtimeImage = parsed.parentImages.last ?? ""
         #expect(runtimeImage.hasPrefix("debian:") && runtimeImage.hasSuffix("-slim"), "\(runtimeImage)")
         let stageNames = stages.dropLast().compactMap { stage -> String? in
             let words = stage[0].value.split(separator: " ")
