@@ -128,8 +128,15 @@ struct OutboundSafetyTests {
             let gateway = try await GatewayProcess.start(config)
             cleanup.add { await gateway.stop() }
 
+            // A client's own Authorization (for the gateway) is never passed upstream.
+            let manifest = try await HTTPFetch.get("\(gateway.url)/v2/library/app/manifests/v1", headers: [
+                ("Accept", fixture.topMediaType), ("Authorization", "Bearer meant-for-the-gateway-only"),
+            ])
+            #expect(manifest.status == 200)
             let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "library/app", reference: "v1")
             #expect(pulled.allDigests == fixture.allDigests)
+            let manifestRequests = try await front.loggedRequests().filter { $0.path.contains("/manifests/") }
+            #expect(!manifestRequests.isEmpty && manifestRequests.allSatisfy { $0.auth == "none" }, "\(manifestRequests)")
 
             let loopLog = try await front.loggedRequests().filter(\.isBlob)
             for digest in fixture.blobDigests {
