@@ -207,7 +207,8 @@ struct ConfigProperties {
     /// The top-level key of a key path such as `registries.docker.io.upstreams[0].url`, as
     /// bytes: by Characters, a combining accent after the `.` would hide it.
     static func firstSegment(_ key: String) -> [UInt8] {
-        Array(key.utf8.prefix { $0 != UInt8(ascii: ".") && $0 != UInt8(ascii: "[") })
+        // The first byte belongs to the key even when it is a `.` (a key such as `.x`).
+        Array(key.utf8.prefix(1)) + key.utf8.dropFirst().prefix { $0 != UInt8(ascii: ".") && $0 != UInt8(ascii: "[") }
     }
 
     /// What every load must satisfy: no crash; a loaded configuration meets the documented

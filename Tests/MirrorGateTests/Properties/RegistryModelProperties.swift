@@ -145,6 +145,23 @@ struct RegistryModelProperties {
         }
     }
 
+    // MARK: Image references (`mirrorgate warm`)
+
+    static let imageExtra = ["/", ":", "@", "docker.io/", "localhost/", "localhost:5000/", "ghcr.io/", "Registry/", "index.docker.io/",
+                             "a.b:5000/", "alpine", ":latest", "@sha256:" + String(repeating: "ab", count: 32), "library/"]
+
+    @Test func imageReferencesRoundTripThroughTheirDescription() async {
+        await propertyCheck(count: 3000, input: HostileInput.strings(extra: Self.imageExtra, maxParts: 10)) { s in
+            do throws(RegistryError) {
+                let image = try ImageReference(parsing: s)
+                #expect(try ImageReference(parsing: image.description) == image, "\(s.debugDescription) → \(image.description)")
+                #expect(Self.isValidName(image.repository.value))
+            } catch {
+                #expect([.nameInvalid, .tagInvalid, .digestInvalid].contains(error.code))
+            }
+        }
+    }
+
     // MARK: Ranges
 
     static let lengths: [UInt64] = [0, 1, 2, 2047, 2048, UInt64.max - 1, UInt64.max, 1 << 32, 1 << 63]
@@ -309,7 +326,7 @@ struct RegistryModelProperties {
             let negotiation = ManifestNegotiation(acceptHeaders: headers)
             for type in negotiation.accepted {
                 #expect(!type.isEmpty)
-                #expect(!type.contains(",") && !type.contains(";"))
+                #expect(!type.unicodeScalars.contains(",") && !type.unicodeScalars.contains(";"), "\(headers)")
                 #expect(type.first != " " && type.last != " " && type.first != "\t" && type.last != "\t")
             }
             _ = negotiation.decide(mediaType: "application/vnd.oci.image.index.v1+json", requestedByTag: true)
