@@ -27,13 +27,16 @@ struct OutboundSafetyTests {
         case basicToAnotherHost
         /// token upstream (Bearer token obtained with the credentials), target on 127.0.0.2.
         case bearerToAnotherHost
+        /// htpasswd upstream redirecting manifests as well as blobs to 127.0.0.2.
+        case basicManifestsAndBlobsToAnotherHost
         /// htpasswd upstream, target on the same host (127.0.0.1) on another port.
         case basicToSameHostOtherPort
         /// htpasswd upstream over http, target on the same host over https (another scheme and port).
         case basicToSameHostOverHTTPS
 
         var testDescription: String { rawValue }
-        var targetHost: String { self == .basicToAnotherHost || self == .bearerToAnotherHost ? "127.0.0.2" : "127.0.0.1" }
+        var targetHost: String { self == .basicToSameHostOtherPort || self == .basicToSameHostOverHTTPS ? "127.0.0.1" : "127.0.0.2" }
+        var redirectsManifests: Bool { self == .basicManifestsAndBlobsToAnotherHost }
         var targetUsesTLS: Bool { self == .basicToSameHostOverHTTPS }
         /// The `Authorization` scheme the gateway uses with the upstream itself.
         var scheme: String { self == .bearerToAnotherHost ? "bearer" : "basic" }
@@ -42,9 +45,9 @@ struct OutboundSafetyTests {
     /// Blob downloads answered with 307 to another origin (Hub → CDN) are followed, every
     /// digest is verified, and neither the upstream's password nor a token obtained for it
     /// is sent to the redirect target — also when the target is the same host on another
-    /// port or scheme.
+    /// port or scheme, and for manifests (any request may be redirected).
     @Test(arguments: RedirectCase.allCases)
-    func blobRedirectToAnotherOriginCarriesNoCredentials(_ redirect: RedirectCase) async throws {
+    func redirectToAnotherOriginCarriesNoCredentials(_ redirect: RedirectCase) async throws {
         let fixture = try ImageFixture.make(.ociImage, layerSizes: [48 << 10, 96 << 10])
         let cleanup = ProcessCleanup()
         do {
@@ -75,6 +78,7 @@ struct OutboundSafetyTests {
             let front = try await RegistryFront.start(backend: backend, expectStatus: 401)
             cleanup.add { await front.stop() }
             try await front.redirectBlobs(to: target.url)
+            if redirect.redirectsManifests { try await front.redirectManifests(to: target.url) }
 
             var extra = ["username: \(Self.user)", "password: \(Self.password)"]
             // The target's certificate is self-signed (skip_tls_verify also covers redirect targets).
@@ -97,6 +101,11 @@ struct OutboundSafetyTests {
             let served = targetLog.filter { $0.isBlob && $0.status == 200 }
             #expect(Set(served.compactMap(\.digest)) == Set(fixture.blobDigests), "\(targetLog)")
             #expect(targetLog.allSatisfy { $0.auth == "none" }, "credentials crossed to \(target.url): \(targetLog)")
+            if redirect.redirectsManifests {
+                let manifests = upstreamLog.filter { $0.path.contains("/manifests/") && $0.status == 307 }
+                #expect(!manifests.isEmpty && manifests.allSatisfy { $0.auth == redirect.scheme }, "\(upstreamLog)")
+                #expect(targetLog.contains { $0.path.contains("/manifests/") && $0.status == 200 }, "\(targetLog)")
+            }
             if let tokenIssuer {
                 #expect(!tokenIssuer.tokenRequests().isEmpty, "the upstream was not reached with a token")
             }

@@ -32,6 +32,10 @@ failure mode is set with `POST /_front/mode` and a JSON body:
                                     come from the backend) gets 307 with Location = that
                                     origin + the same path and query, as Docker Hub sends
                                     blob GETs to its CDN; null turns it off
+    {"redirect_manifests": "http://127.0.0.2:PORT"}
+                                    the same for manifest GETs and HEADs
+                                    (`/v2/<name>/manifests/<ref>`; the spec lets a registry
+                                    redirect any request); null turns it off
     {"redirect_loop": true}         every blob GET or HEAD gets 307 with Location = this
                                     front's own origin + the same path: a redirect loop
                                     (false turns it off; it wins over redirect_blobs)
@@ -67,7 +71,8 @@ import time
 import urllib.parse
 
 state = {"status": 0, "ignore_range": False, "log": [], "ratelimit": None,
-         "redirect_blobs": None, "redirect_loop": False, "stall_redirects": False}
+         "redirect_blobs": None, "redirect_manifests": None, "redirect_loop": False,
+         "stall_redirects": False}
 lock = threading.Lock()
 
 MANIFEST_PATH = re.compile(r"^/v2/.+/manifests/[^/]+$")
@@ -128,12 +133,15 @@ def apply_mode(body):
         ratelimit = new_ratelimit(body["ratelimit"]) if "ratelimit" in body else None
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"bad ratelimit: {error!r}")
-    redirect = body.get("redirect_blobs")
-    if redirect is not None:
-        parts = urllib.parse.urlsplit(str(redirect))
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-            raise ValueError(f"redirect_blobs must be an origin like http://127.0.0.2:5000, not {redirect!r}")
-        redirect = f"{parts.scheme}://{parts.netloc}"
+    redirects = {}
+    for key in ("redirect_blobs", "redirect_manifests"):
+        redirect = body.get(key)
+        if redirect is not None:
+            parts = urllib.parse.urlsplit(str(redirect))
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+                raise ValueError(f"{key} must be an origin like http://127.0.0.2:5000, not {redirect!r}")
+            redirect = f"{parts.scheme}://{parts.netloc}"
+        redirects[key] = redirect
     with lock:
         if "status" in body:
             state["status"] = int(body["status"])
@@ -141,8 +149,9 @@ def apply_mode(body):
             state["ignore_range"] = bool(body["ignore_range"])
         if "ratelimit" in body:
             state["ratelimit"] = ratelimit
-        if "redirect_blobs" in body:
-            state["redirect_blobs"] = redirect
+        for key, redirect in redirects.items():
+            if key in body:
+                state[key] = redirect
         if "redirect_loop" in body:
             state["redirect_loop"] = bool(body["redirect_loop"])
         if "stall_redirects" in body:
@@ -355,6 +364,11 @@ class Front(http.server.BaseHTTPRequestHandler):
                 loop, target = state["redirect_loop"], state["redirect_blobs"]
             if loop:
                 return self.redirect(self.origin + self.path)
+            if target and self.backend_would_serve():
+                return self.redirect(target + self.path)
+        if self.command in ("GET", "HEAD") and is_manifest:
+            with lock:
+                target = state["redirect_manifests"]
             if target and self.backend_would_serve():
                 return self.redirect(target + self.path)
         reservation = None

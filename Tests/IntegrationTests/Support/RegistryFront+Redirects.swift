@@ -8,6 +8,7 @@ import Foundation
 ///   Hub sends blob downloads to its CDN. The front asks the backend first (a HEAD with the
 ///   request's headers), so a request without valid credentials still gets the backend's
 ///   401, and an unknown blob its 404.
+/// - ``redirectManifests(to:)``: the same for manifest GETs and HEADs.
 /// - ``redirectLoop(_:)``: every blob GET or HEAD gets `307` to the same URL on this front,
 ///   forever.
 /// - ``stallRedirects(_:)``: those 307s announce a body and never send it.
@@ -37,6 +38,13 @@ extension RegistryFront {
     /// with 307; `nil` stops it.
     public func redirectBlobs(to origin: String?) async throws {
         try await setMode(json: origin.map { "{\"redirect_blobs\": \"\($0)\"}" } ?? "{\"redirect_blobs\": null}")
+    }
+
+    /// Sends manifest GETs and HEADs the backend would serve to `origin` with 307, as
+    /// ``redirectBlobs(to:)`` does for blobs (the spec lets a registry redirect any request);
+    /// `nil` stops it.
+    public func redirectManifests(to origin: String?) async throws {
+        try await setMode(json: origin.map { "{\"redirect_manifests\": \"\($0)\"}" } ?? "{\"redirect_manifests\": null}")
     }
 
     /// Answers every blob request with a 307 to itself (`false` stops it).
