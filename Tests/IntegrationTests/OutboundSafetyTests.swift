@@ -1,10 +1,12 @@
 import Foundation
 import Testing
 
-/// What the gateway sends upstream, with real processes: blob redirects (followed by hand,
-/// at most `UpstreamClient.maxRedirects` hops, never from https to http, never with the
-/// upstream's credentials to another origin) and the read-only rule (no write ever reaches
-/// an upstream). Upstreams are real `docker-registry` processes (with htpasswd or token
+/// What the gateway sends upstream, with real processes: redirects (followed by hand, at
+/// most `UpstreamClient.maxRedirects` hops, never from https to http, never with the
+/// upstream's credentials to another origin, never stuck on a body that does not come),
+/// credentials never over plain http (not even to the upstream's own token realm), a
+/// client's own `Authorization` never passed on, and the read-only rule (no write ever
+/// reaches an upstream). Upstreams are real `docker-registry` processes (with htpasswd or token
 /// auth where credentials matter) behind `Fixtures/registry_front.py`, which plays Docker
 /// Hub's redirect of blob downloads to a CDN and logs whether each request carried an
 /// `Authorization` header; 127.0.0.2 plays "another host".
