@@ -301,7 +301,7 @@ public struct ConfigLoader: Sendable {
             portText = s[s.index(after: colon)...]
         }
         if host.isEmpty { host = "0.0.0.0" }
-        guard let port = Int(portText), (0...65535).contains(port) else {
+        guard let port = Self.port(portText), (0...65535).contains(port) else {
             throw node.invalid("port must be a number from 0 to 65535")
         }
         return ListenAddress(host: host, port: port)
@@ -336,12 +336,19 @@ public struct ConfigLoader: Sendable {
     public static func isRegistryHost(_ s: String) -> Bool {
         var host = Substring(s)
         if let colon = s.lastIndex(of: ":") {
-            guard let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return false }
+            guard let port = port(s[s.index(after: colon)...]), (1...65535).contains(port) else { return false }
             host = s[..<colon]
         } else if !s.contains("."), s != "localhost" {
             return false
         }
         return isHostName(String(host))
+    }
+
+    /// A port number: digits only (`Int(_:)` also takes `+5000`, which no client writes, so a
+    /// registry key `localhost:+5000` could never match a request).
+    static func port(_ s: Substring) -> Int? {
+        guard !s.isEmpty, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int(s)
     }
 
     static func isHostName(_ s: String) -> Bool {

@@ -560,6 +560,8 @@ struct ConfigLoaderTests {
         ("listen: \"0.0.0.0:\"", "port must be"),
         ("listen: 0.0.0.0:-1", "port must be"),
         ("listen: 0.0.0.0:http", "port must be"),
+        ("listen: 0.0.0.0:+80", "port must be"),  // Int(_:) took the sign
+        ("listen: \"0.0.0.0: 80\"", "port must be"),
         ("listen: \"[::]5000\"", "expected host:port"),
         ("listen: \"[::\"", "expected host:port"),
         ("listen: \"\"", "must not be empty"),
@@ -670,7 +672,7 @@ struct ConfigLoaderTests {
     }
 
     @Test(arguments: ["docker", "Docker.io", "-bad.example.com", "registry.local:0", "registry.local:99999", "registry.local:abc",
-                      "a..b", "docker.io/library", "https://docker.io"])
+                      "a..b", "docker.io/library", "https://docker.io", "localhost:+5000", "registry.local:+443"])
     func registryKeyThatIsNotAHost(_ key: String) {
         expectInvalid("""
             registries:
