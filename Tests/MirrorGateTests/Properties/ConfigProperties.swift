@@ -14,7 +14,7 @@ struct ConfigProperties {
     static let durationExtra = ["ms", "s", "m", "h", "d", "0", "999999999999", "9999999999999", "106751", "d", " ", "1h", "30m", "-"]
 
     @Test func anyDurationTextParsesToSomethingThatFormatsBack() async {
-        await propertyCheck(count: 3000, input: HostileInput.strings(extra: Self.durationExtra, maxParts: 12)) { text in
+        await propertyCheck(count: HostileInput.scaled(3000), input: HostileInput.strings(extra: Self.durationExtra, maxParts: 12)) { text in
             do throws(ValueParseError) {
                 let duration = try ConfigValues.parseDuration(text)
                 #expect(duration >= .zero)
@@ -36,7 +36,7 @@ struct ConfigProperties {
                  HostileInput.pick(["ms", "s", "m", "h", "d"], &rng))
             }
         }
-        await propertyCheck(count: 3000, input: input) { terms in
+        await propertyCheck(count: HostileInput.scaled(3000), input: input) { terms in
             let text = terms.map { $0.0 + $0.1 }.joined()
             let unitMs: [String: Int128] = ["ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
             let limit = Int128(9_223_372_036_854)
@@ -60,7 +60,7 @@ struct ConfigProperties {
     static let sizeExtra = ["B", "KiB", "MiB", "GiB", "TiB", "TB", "GB", " ", "99999999999999999999", "16777216", "999999999999999"]
 
     @Test func anySizeTextIsExactOrRejected() async {
-        await propertyCheck(count: 3000, input: HostileInput.strings(extra: Self.sizeExtra, maxParts: 6)) { text in
+        await propertyCheck(count: HostileInput.scaled(3000), input: HostileInput.strings(extra: Self.sizeExtra, maxParts: 6)) { text in
             do throws(ValueParseError) {
                 let size = try ConfigValues.parseByteSize(text)
                 // Re-derive the value: digits, spaces, unit.
@@ -77,7 +77,7 @@ struct ConfigProperties {
 
     @Test func hugeSizesAreRejectedNotWrapped() async {
         let input = Generator { rng in (HostileInput.decimal(&rng), HostileInput.pick(["", "B", "KiB", "MiB", "GiB", "TiB"], &rng)) }
-        await propertyCheck(count: 2000, input: input) { digits, unit in
+        await propertyCheck(count: HostileInput.scaled(2000), input: input) { digits, unit in
             let shift: [String: Int] = ["": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40]
             let exact = UInt128(digits).map { $0 << shift[unit]! }  // 40 digits do not fit: nil
             do throws(ValueParseError) {
@@ -255,7 +255,7 @@ struct ConfigProperties {
     }
 
     @Test func randomDocumentsNeverCrashTheLoader() async {
-        await propertyCheck(count: 1500, input: Self.documents) { yaml in
+        await propertyCheck(count: HostileInput.scaled(1500), input: Self.documents) { yaml in
             Self.checkLoad(yaml)
         }
     }
@@ -298,7 +298,7 @@ struct ConfigProperties {
     }
 
     @Test func mutatedShippedConfigsNeverCrashTheLoader() async {
-        await propertyCheck(count: 1500, input: Self.mutatedConfigs) { yaml in
+        await propertyCheck(count: HostileInput.scaled(1500), input: Self.mutatedConfigs) { yaml in
             Self.checkLoad(yaml)
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import PropertyBased
 
 /// Generators of hostile and of grammar-valid input for the parser properties.
@@ -8,6 +9,12 @@ import PropertyBased
 /// and arbitrary Unicode scalars.
 enum HostileInput {
     typealias RNG = any SeededRandomNumberGenerator
+
+    /// Iterations for a property: `count` times `PROPERTY_SCALE` from the environment (default 1,
+    /// which keeps the whole suite to a few seconds; `PROPERTY_SCALE=50` is a deeper sweep).
+    static func scaled(_ count: Int) -> Int {
+        count * max(1, Int(ProcessInfo.processInfo.environment["PROPERTY_SCALE"] ?? "") ?? 1)
+    }
 
     /// Pieces every hostile string may be made of; `extra` adds the ones a parser cares about.
     static let commonPieces: [String] = [

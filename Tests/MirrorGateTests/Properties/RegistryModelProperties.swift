@@ -33,7 +33,7 @@ struct RegistryModelProperties {
     ]
 
     @Test func anyStringIsANameExactlyWhenTheGrammarSaysSo() async {
-        await propertyCheck(count: 3000, input: HostileInput.strings(extra: Self.nameExtra)) { s in
+        await propertyCheck(count: HostileInput.scaled(3000), input: HostileInput.strings(extra: Self.nameExtra)) { s in
             let expected = Self.isValidName(s)
             do throws(RegistryError) {
                 let name = try RepositoryName(parsing: s)
@@ -50,7 +50,7 @@ struct RegistryModelProperties {
     }
 
     @Test func generatedNamesAreAcceptedAndRoundTrip() async {
-        await propertyCheck(count: 1000, input: Generator { rng in HostileInput.repositoryName(&rng) }) { s in
+        await propertyCheck(count: HostileInput.scaled(1000), input: Generator { rng in HostileInput.repositoryName(&rng) }) { s in
             #expect(Self.isValidName(s), "generator produced \(s.debugDescription)")
             let name = try RepositoryName(parsing: s)
             #expect(name.value == s)
@@ -69,7 +69,7 @@ struct RegistryModelProperties {
             let at = name.index(name.startIndex, offsetBy: offset)
             return String(name[..<at]) + piece + String(name[at...])
         }
-        await propertyCheck(count: 1000, input: input) { s in
+        await propertyCheck(count: HostileInput.scaled(1000), input: input) { s in
             #expect(throws: RegistryError.self, "accepted \(s.debugDescription)") { try RepositoryName(parsing: s) }
             // Leading and trailing slashes too.
             #expect(throws: RegistryError.self) { try RepositoryName(parsing: "/" + s) }
@@ -83,7 +83,7 @@ struct RegistryModelProperties {
             while name.utf8.count <= 255 { name += "/" + HostileInput.repositoryName(&rng) }
             return name
         }
-        await propertyCheck(count: 300, input: input) { s in
+        await propertyCheck(count: HostileInput.scaled(300), input: input) { s in
             let error = #expect(throws: RegistryError.self) { try RepositoryName(parsing: s) }
             #expect(error?.code == .nameInvalid)
             #expect(error?.message.contains("255") == true)
@@ -99,7 +99,7 @@ struct RegistryModelProperties {
     ]
 
     @Test func anyStringIsAReferenceExactlyWhenTheGrammarSaysSo() async {
-        await propertyCheck(count: 3000, input: HostileInput.strings(extra: Self.referenceExtra)) { s in
+        await propertyCheck(count: HostileInput.scaled(3000), input: HostileInput.strings(extra: Self.referenceExtra)) { s in
             let expected = Self.isValidTag(s) || Self.isValidDigest(s)
             do throws(RegistryError) {
                 let reference = try Reference(parsing: s)
@@ -116,7 +116,7 @@ struct RegistryModelProperties {
     }
 
     @Test func anyStringIsADigestExactlyWhenTheGrammarSaysSo() async {
-        await propertyCheck(count: 3000, input: HostileInput.strings(extra: Self.referenceExtra)) { s in
+        await propertyCheck(count: HostileInput.scaled(3000), input: HostileInput.strings(extra: Self.referenceExtra)) { s in
             let expected = Self.isValidDigest(s)
             do throws(RegistryError) {
                 let digest = try Digest(parsing: s)
@@ -134,7 +134,7 @@ struct RegistryModelProperties {
 
     @Test func generatedTagsAndDigestsAreAcceptedAndRoundTrip() async {
         let input = Generator { rng in HostileInput.int(&rng, 0...1) == 0 ? HostileInput.tag(&rng) : HostileInput.digest(&rng) }
-        await propertyCheck(count: 1000, input: input) { s in
+        await propertyCheck(count: HostileInput.scaled(1000), input: input) { s in
             let reference = try Reference(parsing: s)
             #expect(reference.description == s)
             if s.contains(":") {
@@ -151,7 +151,7 @@ struct RegistryModelProperties {
                              "a.b:5000/", "alpine", ":latest", "@sha256:" + String(repeating: "ab", count: 32), "library/"]
 
     @Test func imageReferencesRoundTripThroughTheirDescription() async {
-        await propertyCheck(count: 3000, input: HostileInput.strings(extra: Self.imageExtra, maxParts: 10)) { s in
+        await propertyCheck(count: HostileInput.scaled(3000), input: HostileInput.strings(extra: Self.imageExtra, maxParts: 10)) { s in
             do throws(RegistryError) {
                 let image = try ImageReference(parsing: s)
                 #expect(try ImageReference(parsing: image.description) == image, "\(s.debugDescription) → \(image.description)")
@@ -179,7 +179,7 @@ struct RegistryModelProperties {
     /// Whatever the header, a resolved range lies inside the representation.
     @Test func anyRangeHeaderResolvesInsideTheBlob() async {
         let input = Generator { rng in (HostileInput.string(&rng, extra: Self.rangeExtra, maxParts: 10), Self.length(&rng)) }
-        await propertyCheck(count: 3000, input: input) { header, length in
+        await propertyCheck(count: HostileInput.scaled(3000), input: input) { header, length in
             do throws(RegistryError) {
                 guard let range = try ByteRange.parse(header) else { return }
                 if let resolved = range.resolve(length: length) {
@@ -217,7 +217,7 @@ struct RegistryModelProperties {
             let last = form == 1 ? nil : HostileInput.decimal(&rng)
             return (first, last, Self.length(&rng))
         }
-        await propertyCheck(count: 3000, input: input) { (first: String?, last: String?, length: UInt64) in
+        await propertyCheck(count: HostileInput.scaled(3000), input: input) { (first: String?, last: String?, length: UInt64) in
             let header = "bytes=\(first ?? "")-\(last ?? "")"
             let n = Decimal(length)
             if let first, let last, Decimal(last) < Decimal(first) {
@@ -270,7 +270,7 @@ struct RegistryModelProperties {
         let input = Generator { rng in
             (Self.trickyName(&rng), HostileInput.int(&rng, 0...3), HostileInput.tag(&rng), HostileInput.digest(&rng), HostileInput.int(&rng, 0...1) == 0)
         }
-        await propertyCheck(count: 2000, input: input) { (name: String, kind: Int, tag: String, digest: String, slash: Bool) in
+        await propertyCheck(count: HostileInput.scaled(2000), input: input) { (name: String, kind: Int, tag: String, digest: String, slash: Bool) in
             let (suffix, endpoint): (String, RegistryPath.Endpoint) = switch kind {
             case 0: ("manifests/\(tag)", .manifest(tag))
             case 1: ("blobs/\(digest)", .blob(digest))
@@ -290,7 +290,7 @@ struct RegistryModelProperties {
         let input = Generator { rng in
             (HostileInput.int(&rng, 0...3) == 0 ? "" : "/v2/") + HostileInput.string(&rng, extra: extra)
         }
-        await propertyCheck(count: 3000, input: input) { path in
+        await propertyCheck(count: HostileInput.scaled(3000), input: input) { path in
             guard let parsed = RegistryPath(path: Substring(path)) else { return }
             #expect(path.hasPrefix("/v2"))
             do throws(RegistryError) {
@@ -312,7 +312,7 @@ struct RegistryModelProperties {
                     + HostileInput.run(of: "abcdefghijklmnopqrstuvwxyz0123456789.+-", 1...30, &rng)
             }
         }
-        await propertyCheck(count: 1000, input: input) { types in
+        await propertyCheck(count: HostileInput.scaled(1000), input: input) { types in
             let header = types.enumerated().map { i, type in
                 [" ", "", "\t"][i % 3] + type + (i % 2 == 0 ? ";q=0.\(i)" : "") + [" ", ""][i % 2]
             }.joined(separator: ",")
@@ -322,7 +322,7 @@ struct RegistryModelProperties {
     }
 
     @Test func anyAcceptHeaderYieldsTrimmedNonEmptyTypes() async {
-        await propertyCheck(count: 2000, input: HostileInput.strings(extra: [",", ";", "q=1", "application/json", "*/*"]).array(of: 0...3)) { headers in
+        await propertyCheck(count: HostileInput.scaled(2000), input: HostileInput.strings(extra: [",", ";", "q=1", "application/json", "*/*"]).array(of: 0...3)) { headers in
             let negotiation = ManifestNegotiation(acceptHeaders: headers)
             for type in negotiation.accepted {
                 #expect(!type.isEmpty)

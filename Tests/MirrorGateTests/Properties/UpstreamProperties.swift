@@ -25,7 +25,7 @@ struct UpstreamProperties {
     ]
 
     @Test func anyHeaderYieldsWellFormedChallenges() async {
-        await propertyCheck(count: 3000, input: HostileInput.strings(extra: Self.challengeExtra, maxParts: 30)) { header in
+        await propertyCheck(count: HostileInput.scaled(3000), input: HostileInput.strings(extra: Self.challengeExtra, maxParts: 30)) { header in
             for challenge in AuthChallenge.parse(header) {
                 #expect(Self.isToken(challenge.scheme), "\(header.debugDescription)")
                 #expect(challenge.scheme == challenge.scheme.lowercased())
@@ -75,7 +75,7 @@ struct UpstreamProperties {
     }
 
     @Test func generatedChallengesRoundTrip() async {
-        await propertyCheck(count: 2000, input: Self.bearerChallenge) { rendered in
+        await propertyCheck(count: HostileInput.scaled(2000), input: Self.bearerChallenge) { rendered in
             let challenges = AuthChallenge.parse(rendered.header)
             let bearer = try #require(challenges.first { $0.scheme == "bearer" }, "\(rendered.header)")
             #expect(bearer.parameters == rendered.parameters, "\(rendered.header)")
@@ -92,7 +92,7 @@ struct UpstreamProperties {
         let input = Generator { rng in
             (HostileInput.string(&rng, extra: Self.rateLimitExtra, maxParts: 10), HostileInput.string(&rng, extra: Self.rateLimitExtra, maxParts: 10))
         }
-        await propertyCheck(count: 3000, input: input) { limit, remaining in
+        await propertyCheck(count: HostileInput.scaled(3000), input: input) { limit, remaining in
             let parsed = RateLimitHeaders(limitHeader: limit, remainingHeader: remaining)
             #expect((parsed.limit ?? 0) >= 0)
             #expect((parsed.remaining ?? 0) >= 0)
@@ -123,7 +123,7 @@ struct UpstreamProperties {
             let form = HostileInput.int(&rng, 0...2)
             return (value, window, form)
         }
-        await propertyCheck(count: 3000, input: input) { (value: String, window: String, form: Int) in
+        await propertyCheck(count: HostileInput.scaled(3000), input: input) { (value: String, window: String, form: Int) in
             let header = switch form {
             case 0: "\(value);w=\(window)"
             case 1: "\(value) ; w=\(window);comment=\"x\""
@@ -139,7 +139,7 @@ struct UpstreamProperties {
     }
 
     @Test func dockerHubFormsParse() async {
-        await propertyCheck(count: 1000, input: Gen.int(in: 0...Int.max), Gen.int(in: 1...Int.max)) { n, w in
+        await propertyCheck(count: HostileInput.scaled(1000), input: Gen.int(in: 0...Int.max), Gen.int(in: 1...Int.max)) { n, w in
             let parsed = RateLimitHeaders(limitHeader: "\(n);w=\(w)", remainingHeader: "\(n / 2);w=\(w)")
             #expect(parsed == RateLimitHeaders(limit: n, remaining: n / 2, window: .seconds(w)))
             let listed = RateLimitHeaders(limitHeader: "\(n), \(n);w=\(w)", remainingHeader: nil)
@@ -164,7 +164,7 @@ struct UpstreamProperties {
 
     @Test func anyTokenAnswerYieldsABoundedLifetimeOrAnError() async {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
-        await propertyCheck(count: 2000, input: Generator { rng in Self.tokenBody(&rng) }) { body in
+        await propertyCheck(count: HostileInput.scaled(2000), input: Generator { rng in Self.tokenBody(&rng) }) { body in
             do throws(UpstreamError) {
                 let token = try UpstreamClient.decodeToken(ByteBuffer(string: body), now: now)
                 #expect(!token.value.isEmpty)
