@@ -101,25 +101,25 @@ public final class UpstreamClient: Sendable {
             if status == 401, sameOrigin, !retriedAuth, request.authenticate {
                 retriedAuth = true
                 let challenges = response.headers["www-authenticate"].flatMap { AuthChallenge.parse($0) }
-                _ = await Self.collect(response.body, upTo: 1 << 20, within: timeout)
+                _ = try? await BodyCollector.collect(response.body, upTo: 1 << 20, stallTimeout: timeout)
                 if let old = authorization, let key = old.cacheKey { await tokens.drop(key) }
                 if let fresh = try await authenticate(challenges: challenges, upstream: upstream, scope: scope, client: client) {
                     authorization = fresh
                     continue
                 }
                 // Nothing to answer the challenge with: hand the 401 on.
-                return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: Self.emptyBody())
+                return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: Self.emptyBody(), bodyTimeout: timeout)
             }
 
             if RedirectPolicy.statuses.contains(status), request.method == .GET || request.method == .HEAD {
-                _ = await Self.collect(response.body, upTo: 1 << 20, within: timeout)
+                _ = try? await BodyCollector.collect(response.body, upTo: 1 << 20, stallTimeout: timeout)
                 currentURL = try redirects.next(
                     after: currentURL, status: status, location: response.headers.first(name: "location"), hopsSoFar: hops)
                 hops += 1
                 continue
             }
 
-            return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: response.body)
+            return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: response.body, bodyTimeout: timeout)
         }
     }
 
@@ -243,9 +243,7 @@ public final class UpstreamClient: Sendable {
     private func tokenRequest(_ request: HTTPClientRequest, client: HTTPClient) async throws(UpstreamError) -> (Int, ByteBuffer) {
         do {
             let response = try await client.execute(request, timeout: timeout)
-            guard let body = await Self.collect(response.body, upTo: 1 << 20, within: timeout) else {
-                throw UpstreamError.timeout("token service sent no complete answer within the timeout")
-            }
+            let body = try await BodyCollector.collect(response.body, upTo: 1 << 20, stallTimeout: timeout)
             return (Int(response.status.code), body)
         } catch {
             throw .authentication("token request failed: \(Self.classify(error))")
@@ -307,23 +305,6 @@ public final class UpstreamClient: Sendable {
     /// its own host (the token is then asked for anonymously).
     static func realmDowngrades(realmScheme: String, upstream: Upstream) -> Bool {
         upstream.config.url.scheme.lowercased() == "https" && realmScheme.lowercased() == "http"
-    }
-
-    /// The body (at most `limit` bytes), or nil when it fails or has not fully arrived within
-    /// `timeout`. AsyncHTTPClient's deadline ends with the response head, so a small body
-    /// read whole (a redirect's, a 401's, a token) needs its own: one that never comes must
-    /// not hold the request forever. Giving up cancels the read, which closes the connection.
-    static func collect(_ body: HTTPClientResponse.Body, upTo limit: Int, within timeout: TimeAmount) async -> ByteBuffer? {
-        await withTaskGroup(of: ByteBuffer?.self) { group in
-            group.addTask { try? await body.collect(upTo: limit) }
-            group.addTask {
-                try? await Task.sleep(nanoseconds: UInt64(max(timeout.nanoseconds, 0)))
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
     }
 
     static func emptyBody() -> HTTPClientResponse.Body {

@@ -8,12 +8,16 @@ public struct UpstreamResponse: Sendable {
     public let status: Int
     public let headers: HTTPHeaders
     public let body: HTTPClientResponse.Body
+    /// How long ``collect(limit:)`` and ``discardBody()`` wait for the next byte (the
+    /// upstream client's `health.timeout`).
+    public let bodyTimeout: TimeAmount
 
-    public init(upstream: Upstream, status: Int, headers: HTTPHeaders, body: HTTPClientResponse.Body) {
+    public init(upstream: Upstream, status: Int, headers: HTTPHeaders, body: HTTPClientResponse.Body, bodyTimeout: TimeAmount = .seconds(30)) {
         self.upstream = upstream
         self.status = status
         self.headers = headers
         self.body = body
+        self.bodyTimeout = bodyTimeout
     }
 
     public func header(_ name: String) -> String? { headers.first(name: name) }
@@ -23,20 +27,15 @@ public struct UpstreamResponse: Sendable {
         header("content-length").flatMap { UInt64($0.trimmingCharacters(in: " ")) }
     }
 
-    /// Reads the whole body, failing past `limit` bytes.
+    /// Reads the whole body, failing past `limit` bytes or after ``bodyTimeout`` without a byte.
     public func collect(limit: Int) async throws -> ByteBuffer {
-        do {
-            return try await body.collect(upTo: limit)
-        } catch let error as NIOTooManyBytesError {
-            throw UpstreamError.protocolViolation("body larger than \(limit) bytes (\(error))")
-        } catch {
-            throw UpstreamClient.classify(error)
-        }
+        try await BodyCollector.collect(body, upTo: limit, stallTimeout: bodyTimeout)
     }
 
-    /// Reads and drops a small body so the connection can be reused.
+    /// Reads and drops a small body so the connection can be reused (giving up, which
+    /// closes it, when it is large or stalls).
     public func discardBody() async {
-        _ = try? await body.collect(upTo: 1 << 20)
+        _ = try? await BodyCollector.collect(body, upTo: 1 << 20, stallTimeout: bodyTimeout)
     }
 }
 

@@ -200,6 +200,38 @@ struct OutboundSafetyTests {
         await cleanup.run()
     }
 
+    /// A manifest whose head arrives but whose body never does is given up after
+    /// `health.timeout` without a byte, and the next upstream serves.
+    @Test func aManifestBodyThatNeverArrivesFailsOver() async throws {
+        let fixture = try ImageFixture.make(.ociImage, layerSizes: [16 << 10])
+        let cleanup = ProcessCleanup()
+        do {
+            let holder = try await UpstreamRegistry.start(name: "holder")
+            cleanup.add { await holder.stop() }
+            try await skopeo.push(fixture, to: holder.hostPort, repository: "library/app")
+            let front = try await RegistryFront.start(backend: holder.url)
+            cleanup.add { await front.stop() }
+            try await front.stallManifestBodies(true)
+
+            var config = GatewayConfig(healthTimeout: "1s", failureThreshold: 10)
+            config.registries = [.init(key: "docker.io", upstreams: [
+                .init(name: "stalling", url: front.url), .init(name: "direct", url: holder.url),
+            ])]
+            let gateway = try await GatewayProcess.start(config)
+            cleanup.add { await gateway.stop() }
+
+            let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "library/app", reference: "v1")
+            #expect(pulled.allDigests == fixture.allDigests)
+            let stalled = try await front.loggedRequests().filter { $0.method == "GET" && $0.path.contains("/manifests/") }
+            #expect(!stalled.isEmpty, "the stalling upstream was never asked")
+            #expect(gateway.logText().contains("stalling"))
+        } catch {
+            await cleanup.run()
+            throw error
+        }
+        await cleanup.run()
+    }
+
     /// An https upstream that redirects blobs to plain http is not followed: not one request
     /// reaches the http target; the next upstream serves and the log says why.
     @Test func redirectFromHTTPSToHTTPIsRefused() async throws {

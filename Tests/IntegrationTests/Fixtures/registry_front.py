@@ -42,6 +42,8 @@ failure mode is set with `POST /_front/mode` and a JSON body:
     {"stall_redirects": true}       those 307s announce a 64-byte body (Content-Length: 64)
                                     and never send it, holding the connection for 120 s
                                     (false: empty bodies again)
+    {"stall_manifest_bodies": true} manifest GETs get the backend's status and headers but
+                                    never their body (the connection is held for 120 s)
 `GET /_front/log` returns one line per request seen: "METHOD PATH STATUS".
 `GET /_front/requests` returns the same requests as a JSON array of {"method", "path",
 "status", "auth"}, where auth is the scheme of the request's Authorization header:
@@ -72,7 +74,7 @@ import urllib.parse
 
 state = {"status": 0, "ignore_range": False, "log": [], "ratelimit": None,
          "redirect_blobs": None, "redirect_manifests": None, "redirect_loop": False,
-         "stall_redirects": False}
+         "stall_redirects": False, "stall_manifest_bodies": False}
 lock = threading.Lock()
 
 MANIFEST_PATH = re.compile(r"^/v2/.+/manifests/[^/]+$")
@@ -156,6 +158,8 @@ def apply_mode(body):
             state["redirect_loop"] = bool(body["redirect_loop"])
         if "stall_redirects" in body:
             state["stall_redirects"] = bool(body["stall_redirects"])
+        if "stall_manifest_bodies" in body:
+            state["stall_manifest_bodies"] = bool(body["stall_manifest_bodies"])
 
 
 def auth_scheme(value):
@@ -397,6 +401,14 @@ class Front(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             conn.close()
+            return
+        with lock:
+            stall = is_manifest and state["stall_manifest_bodies"]
+        if stall:
+            self.wfile.flush()
+            conn.close()
+            time.sleep(120)
+            self.close_connection = True
             return
         while True:
             chunk = response.read(1 << 16)

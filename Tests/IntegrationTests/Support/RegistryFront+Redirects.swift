@@ -12,6 +12,7 @@ import Foundation
 /// - ``redirectLoop(_:)``: every blob GET or HEAD gets `307` to the same URL on this front,
 ///   forever.
 /// - ``stallRedirects(_:)``: those 307s announce a body and never send it.
+/// - ``stallManifestBodies(_:)``: manifest GETs get a head and no body.
 ///
 /// Both are independent of the other modes except that a forced status
 /// (``fail(with:)``) is answered first.
@@ -56,6 +57,12 @@ extension RegistryFront {
     /// for 120 s); `false` sends empty bodies again.
     public func stallRedirects(_ on: Bool) async throws {
         try await setMode(json: "{\"stall_redirects\": \(on)}")
+    }
+
+    /// Makes manifest GETs get the backend's status and headers but never their body (the
+    /// connection is held for 120 s); `false` forwards bodies again.
+    public func stallManifestBodies(_ on: Bool) async throws {
+        try await setMode(json: "{\"stall_manifest_bodies\": \(on)}")
     }
 
     /// Every request seen so far, oldest first, with the scheme of its `Authorization`.
