@@ -35,7 +35,8 @@ failure mode is set with `POST /_front/mode` and a JSON body:
     {"redirect_manifests": "http://127.0.0.2:PORT"}
                                     the same for manifest GETs and HEADs
                                     (`/v2/<name>/manifests/<ref>`; the spec lets a registry
-                                    redirect any request); null turns it off
+                                    redirect any request), before and outside the rate
+                                    limit; null turns it off
     {"redirect_loop": true}         every blob GET or HEAD gets 307 with Location = this
                                     front's own origin + the same path: a redirect loop
                                     (false turns it off; it wins over redirect_blobs)
@@ -43,7 +44,8 @@ failure mode is set with `POST /_front/mode` and a JSON body:
                                     and never send it, holding the connection for 120 s
                                     (false: empty bodies again)
     {"stall_manifest_bodies": true} manifest GETs get the backend's status and headers but
-                                    never their body (the connection is held for 120 s)
+                                    never their body (the connection is held for 120 s;
+                                    false forwards bodies again)
 `GET /_front/log` returns one line per request seen: "METHOD PATH STATUS".
 `GET /_front/requests` returns the same requests as a JSON array of {"method", "path",
 "status", "auth"}, where auth is the scheme of the request's Authorization header:
