@@ -11,25 +11,10 @@
 #   benchmarks/quota-spend.sh [N] [M] [T]      (defaults 60 3 2; needs: make release)
 set -euo pipefail
 N=${1:-60}; M=${2:-3}; T=${3:-2}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-gateway_bin=${MIRRORGATE_BIN:-$root/.build/release/mirrorgate}
+. "$(dirname "$0")/lib.sh"
+bench_init quota
 front_py="$root/Tests/IntegrationTests/Fixtures/registry_front.py"
-[ -x "$gateway_bin" ] || { echo "build first: make release" >&2; exit 1; }
-work=$(mktemp -d /tmp/mirrorgate-quota.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_http() { for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 
-registry() { # name port [proxy-remote]
-  { echo "version: 0.1"; echo "log: {level: error, accesslog: {disabled: true}}"
-    echo "storage: {filesystem: {rootdirectory: $work/$1}}"; echo "http: {addr: 127.0.0.1:$2}"
-    [ -n "${3:-}" ] && echo "proxy: {remoteurl: $3}"; true; } > "$work/$1.yml"
-  docker-registry serve "$work/$1.yml" > "$work/$1.log" 2>&1 & pids+=($!)
-  wait_http "http://127.0.0.1:$2/v2/"
-}
 front() { # port backend
   python3 "$front_py" --listen "127.0.0.1:$1" --backend "$2" > /dev/null 2>&1 & pids+=($!)
   wait_http "http://127.0.0.1:$1/v2/"
@@ -38,7 +23,7 @@ front() { # port backend
 spent() { python3 -c 'import json,sys; print(json.load(sys.stdin)["used"])' < <(curl -sf "http://127.0.0.1:$1/_front/ratelimit"); }
 heads() { curl -sf "http://127.0.0.1:$1/_front/log" | grep -c '^HEAD /v2/.*/manifests/' || true; }
 
-up=$(free_port); registry upstream "$up"
+up=$(free_port); start_registry upstream "$up"
 make_image() { # dir tag → pushes an index of two 1-layer images
   python3 - "$1" <<'PY'
 import hashlib, json, os, sys
@@ -65,13 +50,11 @@ for m in $(seq "$M"); do
 done
 
 fd=$(free_port); front "$fd" "http://127.0.0.1:$up"
-pd=$(free_port); registry proxy "$pd" "http://127.0.0.1:$fd"
+pd=$(free_port); start_registry proxy "$pd" "http://127.0.0.1:$fd"
 run_gateway() { # ttl → sets gw_port and gw_front (runs in this shell so cleanup sees its PIDs)
   local f g; f=$(free_port); g=$(free_port); front "$f" "http://127.0.0.1:$up"
-  printf 'listen: 127.0.0.1:%s\nstorage: {path: %s}\ntags: {ttl: %s}\nregistries:\n  docker.io:\n    upstreams:\n      - {name: hub, url: "http://127.0.0.1:%s"}\n' \
-    "$g" "$work/cache-$1" "$1" "$f" > "$work/gw-$1.yaml"
-  "$gateway_bin" serve --config "$work/gw-$1.yaml" --log-level error > "$work/gw-$1.log" 2>&1 & pids+=($!)
-  wait_http "http://127.0.0.1:$g/v2/"
+  gateway_yaml "$g" "$work/cache-$1" "http://127.0.0.1:$f" "tags: {ttl: $1}" > "$work/gw$1.yaml"
+  start_gateway "gw$1" "$g"
   gw_port=$g; gw_front=$f
 }
 run_gateway 10m; g10=$gw_port; f10=$gw_front
@@ -80,13 +63,13 @@ run_gateway 0s; g0=$gw_port; f0=$gw_front
 # A three-upstream MirrorGate, as the shipped gateway.yaml is meant to be used: a free mirror
 # (its own registry, holding only app1, digests only), then "Hub anonymous" with a budget of 4
 # pulls, then "Hub authenticated" (two more fronts on the shared upstream).
-mp=$(free_port); registry mirror "$mp"
+mp=$(free_port); start_registry mirror "$mp"
 for t in $(seq "$T"); do skopeo copy -q --all --insecure-policy --preserve-digests --src-tls-verify=false --dest-tls-verify=false "docker://127.0.0.1:$up/library/app1:v$t" "docker://127.0.0.1:$mp/library/app1:v$t"; done
 mf=$(free_port); front "$mf" "http://127.0.0.1:$mp"
 fa=$(free_port); front "$fa" "http://127.0.0.1:$up"
 fb=$(free_port); front "$fb" "http://127.0.0.1:$up"
 g3=$(free_port)
-cat > "$work/gw-three.yaml" <<YAML
+cat > "$work/gwthree.yaml" <<YAML
 listen: 127.0.0.1:$g3
 storage: {path: $work/cache-three}
 tags: {ttl: 0s}
@@ -97,8 +80,7 @@ registries:
       - {name: hub-anonymous, url: "http://127.0.0.1:$fa", budget: {pulls: 4, window: 6h}}
       - {name: hub-authenticated, url: "http://127.0.0.1:$fb"}
 YAML
-"$gateway_bin" serve --config "$work/gw-three.yaml" --log-level error > "$work/gw-three.log" 2>&1 & pids+=($!)
-wait_http "http://127.0.0.1:$g3/v2/"
+start_gateway gwthree "$g3"
 
 pull() { rm -rf "$work/out"; skopeo copy -q --all --insecure-policy --preserve-digests --src-tls-verify=false "docker://127.0.0.1:$1/library/$2" "dir:$work/out"; }
 for i in $(seq 0 $((N - 1))); do
