@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Turns the measurements of benchmarks/run into a markdown report and a PNG chart.
+
+    report.py MEASUREMENTS.tsv META.json OUT.md OUT.png [NOTES.md]
+
+MEASUREMENTS.tsv: one line per value: workload, system, variant, iteration, metric, value.
+Every figure in the report is the median over iterations (min and max beside it where more
+than one iteration ran); ratios are MirrorGate's median over the peer's median.
+"""
+import json, os, statistics, sys
+from collections import defaultdict
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+SYSTEMS = ["mirrorgate", "distribution", "nginx"]
+LABEL = {"mirrorgate": "MirrorGate", "distribution": "distribution proxy", "nginx": "nginx (static)",
+         "mirrorgate-ttl0": "MirrorGate, tags.ttl 0s"}
+COLOR = {"mirrorgate": "#2b7bba", "distribution": "#e08a1e", "nginx": "#7a7a7a", "mirrorgate-ttl0": "#8cc0e8"}
+
+tsv, meta_file, out_md, out_png = sys.argv[1:5]
+notes = open(sys.argv[5]).read().strip() if len(sys.argv) > 5 and os.path.exists(sys.argv[5]) else None
+meta = json.load(open(meta_file))
+values = defaultdict(list)  # (workload, system, variant, metric) -> [values]
+for line in open(tsv):
+    w, s, v, _, m, x = line.rstrip("\n").split("\t")
+    values[(int(w), s, v, m)].append(float(x))
+
+
+def med(w, s, v, m):
+    xs = values.get((w, s, v, m))
+    return statistics.median(xs) if xs else None
+
+
+def spread(w, s, v, m):
+    xs = values.get((w, s, v, m), [])
+    return f"{min(xs):g}–{max(xs):g}" if len(xs) > 1 else ""
+
+
+def fmt(x, digits=1):
+    if x is None:
+        return "n/a"
+    return f"{x:,.{digits}f}" if abs(x) < 1e15 else str(x)
+
+
+def ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+md = []
+add = md.append
+st = meta["settings"]
+add(f"# MirrorGate benchmarks, {meta['date']}{' (smoke run: tiny sizes, not a measurement)' if meta['smoke'] else ''}")
+add("")
+add(f"Command: `{meta['command']}` — {st['iterations']} iteration(s), systems run in rotating order "
+    f"(A B C, then B C A, …); every figure is the median over iterations, min–max beside it. "
+    f"Total run time {meta['total_s'] / 60:.1f} min.")
+add("")
+add(f"![chart]({os.path.basename(out_png)})")
+add("")
+mc = meta["machine"]
+add("## Machine and versions")
+add("")
+add(f"- CPU: {mc['cpu']}, {mc['cores']} cores ({mc['virtualization']} guest); memory {mc['memory']}; kernel {mc['kernel']}")
+if "load" in mc:
+    add(f"- Load average {mc['load']}: anything above the run's own load means other work shared the machine.")
+add(f"- The load generators (wrk with {st['wrk_threads']} thread(s), skopeo, curl, python) run on the same "
+    f"{mc['cores']} cores as the server under test; nginx runs `worker_processes auto`, distribution is one Go process "
+    f"(GOMAXPROCS = cores), MirrorGate one process with NIO's default event loops.")
+for k, v in meta["versions"].items():
+    add(f"- {k}: {v}")
+add("")
+add("Workload sizes: image of " + " + ".join(st["layers_mib"].split()) +
+    f" MiB layers ({st['image_bytes'] / 1048576:.1f} MiB with config and manifest); warm blob = its first layer "
+    f"({st['blob_bytes'] / 1048576:.1f} MiB); wrk runs of {st['wrk_duration']}; {st['clients']} concurrent cold pulls; "
+    f"tag-heavy set of {st['repos']} repositories x {st['tags']} tags, {st['rounds']} rounds.")
+add("")
+
+# ---- goals
+g = []
+for c in ("c8", "c64"):
+    r = ratio(med(1, "mirrorgate", c, "mib_per_s"), med(1, "distribution", c, "mib_per_s"))
+    g.append((f"warm blob throughput ≥ 1.3× distribution ({c[1:]} connections)", f"{fmt(r, 2)}×", r is not None and r >= 1.3))
+for c in ("c8", "c64"):
+    r = ratio(med(1, "mirrorgate", c, "mib_per_s"), med(1, "nginx", c, "mib_per_s"))
+    g.append((f"warm blob throughput ≥ 0.8× nginx ({c[1:]} connections)", f"{fmt(r, 2)}×", r is not None and r >= 0.8))
+a, b = med(2, "mirrorgate", "manifest", "p99_ms"), med(2, "distribution", "manifest", "p99_ms")
+g.append(("manifest p99 no worse than distribution", f"{fmt(a, 2)} ms vs {fmt(b, 2)} ms", a is not None and b is not None and a <= b))
+cv = f"c{st['clients']}"
+copies = values.get((4, "mirrorgate", cv, "upstream_copies"), [])
+g.append((f"upstream bytes of {st['clients']} concurrent cold pulls = one copy of the image (≤ 1.01)",
+          f"{max(copies):.3f} copies (worst iteration)" if copies else "n/a", bool(copies) and max(copies) <= 1.01))
+phases = (("c8", "blob 8"), ("c64", "blob 64"), ("manifest", "manifest"))
+rss = {(s, v): med(5, s, v, "peak_rss_mib") for s in SYSTEMS for v, _ in phases}
+g.append(("peak RSS in each phase of workloads 1 and 2 no higher than distribution's",
+          "; ".join(f"{name}: {fmt(rss[('mirrorgate', v)])} vs {fmt(rss[('distribution', v)])} MiB" for v, name in phases),
+          all(rss[("mirrorgate", v)] is not None and rss[("distribution", v)] is not None
+              and rss[("mirrorgate", v)] <= rss[("distribution", v)] for v, _ in phases)))
+add("## Goals")
+add("")
+add("| goal | measured | met |")
+add("|---|---|---|")
+for name, measured, ok in g:
+    add(f"| {name} | {measured} | {'yes' if ok else '**no**'} |")
+add("")
+
+
+def table(header, rows):
+    add("| " + " | ".join(header) + " |")
+    add("|" + "---|" * len(header))
+    for r in rows:
+        add("| " + " | ".join(r) + " |")
+    add("")
+
+
+add("## 1. Warm blob throughput")
+add("")
+add(f"`wrk -t{st['wrk_threads']} -c8|64 -d{st['wrk_duration']}` on `GET /v2/library/bench/blobs/sha256:…` "
+    "(the blob is in every system's cache; nginx serves the upstream registry's own data file with sendfile).")
+add("")
+rows = []
+for c in ("c8", "c64"):
+    for s in SYSTEMS:
+        m = med(1, s, c, "mib_per_s")
+        rows.append([c[1:], LABEL[s], fmt(m), spread(1, s, c, "mib_per_s"), fmt(med(1, s, c, "requests_per_s"), 2),
+                     fmt(ratio(med(1, "mirrorgate", c, "mib_per_s"), m), 2) + "×" if s != "mirrorgate" else ""])
+table(["connections", "system", "MiB/s", "min–max", "requests/s", "MirrorGate ÷ this"], rows)
+
+add("## 2. Warm manifest by tag")
+add("")
+add(f"`wrk -t{st['wrk_threads']} -c16 -d{st['wrk_duration']} --latency` on `GET /v2/library/bench/manifests/v1` with "
+    "the full OCI + Docker `Accept` list. distribution's proxy mode asks the upstream about the tag on every request "
+    "(HEAD); MirrorGate answers from its cache within `tags.ttl` (default 10m); nginx serves a file.")
+add("")
+rows = []
+for s in SYSTEMS:
+    rows.append([LABEL[s], fmt(med(2, s, "manifest", "requests_per_s")), spread(2, s, "manifest", "requests_per_s"),
+                 fmt(med(2, s, "manifest", "p50_ms"), 3), fmt(med(2, s, "manifest", "p99_ms"), 3),
+                 fmt(ratio(med(2, "mirrorgate", "manifest", "requests_per_s"), med(2, s, "manifest", "requests_per_s")), 2) + "×"
+                 if s != "mirrorgate" else ""])
+table(["system", "requests/s", "min–max", "p50 ms", "p99 ms", "MirrorGate rps ÷ this"], rows)
+
+add("## 3. Cold pull")
+add("")
+add("One `skopeo copy docker://… dir:…` of the whole image through a fresh server with an empty cache "
+    "(a new process and directory every iteration). Upstream requests and bytes are read from the upstream "
+    "registry's access log.")
+add("")
+rows = [[LABEL[s], fmt(med(3, s, "c1", "wall_s"), 2), spread(3, s, "c1", "wall_s"), fmt(med(3, s, "c1", "upstream_requests"), 0),
+         fmt(med(3, s, "c1", "upstream_mib"), 1)] for s in SYSTEMS[:2]]
+table(["system", "wall s", "min–max", "upstream requests", "upstream MiB"], rows)
+
+add(f"## 4. {st['clients']} concurrent cold pulls of one image")
+add("")
+add(f"{st['clients']} `skopeo copy` at once through a fresh server; every blob each client wrote is checked "
+    f"against its digest afterwards. One copy of the image is {st['image_bytes'] / 1048576:.2f} MiB.")
+add("")
+rows = [[LABEL[s], fmt(med(4, s, cv, "upstream_mib"), 1), fmt(med(4, s, cv, "upstream_copies"), 3),
+         fmt(med(4, s, cv, "upstream_requests"), 0), fmt(med(4, s, cv, "wall_s"), 2), spread(4, s, cv, "wall_s"),
+         fmt(med(4, s, cv, "peak_rss_mib"), 0)] for s in SYSTEMS[:2]]
+table(["system", "upstream MiB", "copies of the image", "upstream requests", "wall s", "min–max", "peak RSS MiB"], rows)
+
+add("## 5. Memory and CPU during workloads 1 and 2")
+add("")
+add("Peak RSS is VmHWM of the server (nginx: master + workers, summed), reset before each wrk run by writing 5 to "
+    "`/proc/PID/clear_refs`, so each figure is the peak during that run alone; the servers are not restarted between "
+    "runs. CPU is utime + stime from `/proc/PID/stat` before and after the run.")
+add("")
+rows = []
+for v, unit in (("c8", "cpu_s_per_gib"), ("c64", "cpu_s_per_gib"), ("manifest", "cpu_us_per_request")):
+    for s in SYSTEMS:
+        rows.append([{"c8": "blob, 8 conns", "c64": "blob, 64 conns", "manifest": "manifest, 16 conns"}[v], LABEL[s],
+                     fmt(med(5, s, v, "peak_rss_mib")), fmt(med(5, s, v, "cpu_s"), 2),
+                     (fmt(med(5, s, v, unit), 2) + " CPU s/GiB") if unit == "cpu_s_per_gib" else (fmt(med(5, s, v, unit), 1) + " CPU µs/request")])
+table(["workload", "system", "peak RSS MiB", "CPU s", "CPU per unit of work"], rows)
+add("RSS after the warm workloads: " + ", ".join(f"{LABEL[s]} {fmt(med(5, s, 'idle', 'rss_after_mib'))} MiB" for s in SYSTEMS) + ".")
+add("")
+
+add("## 6. Tag-heavy: manifest GETs spent upstream")
+add("")
+dm = med(6, "distinct", "tags", "distinct_manifests")
+add(f"{st['repos']} x {st['tags']} tags, each its own image, pulled {st['rounds']} times round-robin; a pull is a GET by "
+    "tag (skopeo, docker) or a HEAD by tag and a GET by digest (containerd), alternating. After half the rounds the "
+    f"first tag of every repository is moved to new content upstream. Distinct manifests in play: {fmt(dm, 0)} "
+    "(the least any cache must GET). Each system starts empty; upstream GETs and HEADs are counted in the upstream's "
+    "access log. Stale = answers naming a digest the tag no longer had upstream.")
+add("")
+rows = [[LABEL[s], fmt(med(6, s, "tags", "pulls"), 0), fmt(med(6, s, "tags", "upstream_manifest_gets"), 0),
+         fmt(med(6, s, "tags", "upstream_manifest_heads"), 0), fmt(med(6, s, "tags", "stale"), 0), fmt(med(6, s, "tags", "errors"), 0)]
+        for s in ("mirrorgate", "mirrorgate-ttl0", "distribution")]
+table(["system", "pulls", "upstream manifest GETs", "upstream manifest HEADs", "stale answers", "errors"], rows)
+
+add("## What changed")
+add("")
+add(notes if notes else "Nothing: this run measures the tree as it is.")
+add("")
+
+add("## All medians")
+add("")
+add("Every measured value (workload, system, variant, metric): median, min, max, number of iterations. "
+    f"The raw values are in `{os.path.basename(out_md)[:-3]}.tsv`.")
+add("")
+add("| workload | system | variant | metric | median | min | max | n |")
+add("|---|---|---|---|---|---|---|---|")
+for (w, s, v, m), xs in sorted(values.items()):
+    add(f"| {w} | {s} | {v} | {m} | {statistics.median(xs):g} | {min(xs):g} | {max(xs):g} | {len(xs)} |")
+add("")
+open(out_md, "w").write("\n".join(md))
+
+# ---- chart
+fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+fig.suptitle(f"MirrorGate vs distribution proxy vs nginx — {meta['date']}, {mc['cores']} cores, medians of {st['iterations']}",
+             fontsize=12)
+
+
+def bars(ax, title, ylabel, groups, series, getter, digits=0):
+    n = len(series)
+    width = 0.8 / n
+    for i, s in enumerate(series):
+        raw = [getter(s, grp) for grp in groups]
+        xs = [k + (i - (n - 1) / 2) * width for k in range(len(groups))]
+        b = ax.bar(xs, [y or 0 for y in raw], width, label=LABEL[s], color=COLOR[s])
+        ax.bar_label(b, labels=["" if y is None else f"{y:,.{digits}f}" for y in raw], fontsize=7)
+    ax.set_xticks(range(len(groups)), [str(grp[1]) for grp in groups])
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(ylabel)
+
+
+bars(axes[0][0], "1. warm blob throughput", "MiB/s", [("c8", "8 conns"), ("c64", "64 conns")], SYSTEMS,
+     lambda s, grp: med(1, s, grp[0], "mib_per_s"))
+axes[0][0].legend(fontsize=8)
+bars(axes[0][1], "2. warm manifest by tag", "requests/s", [("manifest", "requests/s")], SYSTEMS,
+     lambda s, grp: med(2, s, grp[0], "requests_per_s"))
+bars(axes[0][2], "2. manifest latency", "ms", [("p50_ms", "p50"), ("p99_ms", "p99")], SYSTEMS,
+     lambda s, grp: med(2, s, "manifest", grp[0]), 2)
+bars(axes[1][0], "3./4. cold pulls: wall time", "s", [(3, "1 pull"), (4, f"{st['clients']} concurrent")], SYSTEMS[:2],
+     lambda s, grp: med(grp[0], s, "c1" if grp[0] == 3 else cv, "wall_s"), 2)
+bars(axes[1][1], "4./6. upstream traffic", "count", [("copies", "image copies (4)"), ("gets", "manifest GETs (6)")],
+     ["mirrorgate", "mirrorgate-ttl0", "distribution"],
+     lambda s, grp: (med(4, s, cv, "upstream_copies") if grp[0] == "copies" else med(6, s, "tags", "upstream_manifest_gets")), 2)
+bars(axes[1][2], "5. peak RSS", "MiB", [("c8", "blob 8"), ("c64", "blob 64"), ("manifest", "manifest")], SYSTEMS,
+     lambda s, grp: med(5, s, grp[0], "peak_rss_mib"))
+axes[1][1].legend(fontsize=8)
+fig.tight_layout()
+fig.savefig(out_png, dpi=100)
+print(f"wrote {out_md} and {out_png}")
