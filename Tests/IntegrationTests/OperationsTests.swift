@@ -57,7 +57,9 @@ struct OperationsTests {
         let closed = try FreePort.allocate()
         try await UpstreamRegistry.with { upstream in
             try await skopeo.push(fixture, to: upstream.hostPort, repository: "team/status-app")
-            var config = GatewayConfig.upstreams(["http://127.0.0.1:\(closed)", upstream.url])
+            // Nothing in the suite binds 127.0.0.3, so this port stays closed even while other
+            // tests pick free ports on 127.0.0.1 in parallel.
+            var config = GatewayConfig.upstreams(["http://127.0.0.3:\(closed)", upstream.url])
             config.failureThreshold = 100
             try await GatewayProcess.with(config) { gateway in
                 _ = try await skopeo.pull(from: gateway.hostPort, repository: "team/status-app", reference: "v1")

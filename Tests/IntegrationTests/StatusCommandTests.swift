@@ -25,10 +25,10 @@ struct StatusCommandTests {
             var config = GatewayConfig(maxSize: "64MiB")
             config.setRegistry("docker.io", upstreams: [
                 (name: "zeta-primary", url: upstream.url),
-                (name: "alpha-backup", url: "http://127.0.0.1:\(closedPort)"),
+                (name: "alpha-backup", url: "http://127.0.0.3:\(closedPort)"),
             ])
             config.setRegistry("ghcr.io", upstreams: [
-                (name: "ghcr-dead", url: "http://127.0.0.1:\(closedPort)"),
+                (name: "ghcr-dead", url: "http://127.0.0.3:\(closedPort)"),
                 (name: "ghcr-mirror", url: upstream.url),
             ])
             try await GatewayProcess.with(config) { gateway in
@@ -53,7 +53,7 @@ struct StatusCommandTests {
                 // Registries and their upstreams in configuration order, not alphabetical.
                 let docker = try #require(index { $0 == "registry docker.io" }, "\(output)")
                 let primary = try #require(index { $0.hasPrefix("  1  zeta-primary ") && $0.contains(upstream.url) }, "\(output)")
-                let backup = try #require(index { $0.hasPrefix("  2  alpha-backup ") && $0.contains("http://127.0.0.1:\(closedPort)") }, "\(output)")
+                let backup = try #require(index { $0.hasPrefix("  2  alpha-backup ") && $0.contains("http://127.0.0.3:\(closedPort)") }, "\(output)")
                 let ghcr = try #require(index { $0 == "registry ghcr.io" }, "\(output)")
                 let ghcrDead = try #require(index { $0.hasPrefix("  1  ghcr-dead ") }, "\(output)")
                 let ghcrMirror = try #require(index { $0.hasPrefix("  2  ghcr-mirror ") }, "\(output)")
@@ -65,7 +65,7 @@ struct StatusCommandTests {
                 // Aligned: every URL starts in the same column as its header.
                 let urlColumn = try #require(header.range(of: "URL")).lowerBound.utf16Offset(in: header)
                 #expect(lines[primary].range(of: upstream.url)?.lowerBound.utf16Offset(in: lines[primary]) == urlColumn, "\(output)")
-                #expect(lines[backup].range(of: "http://127.0.0.1:\(closedPort)")?.lowerBound.utf16Offset(in: lines[backup]) == urlColumn, "\(output)")
+                #expect(lines[backup].range(of: "http://127.0.0.3:\(closedPort)")?.lowerBound.utf16Offset(in: lines[backup]) == urlColumn, "\(output)")
                 #expect(lines[primary].contains("healthy"), "\(output)")
 
                 // The cache: what the pull stored, against max_size.
