@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import MirrorGateStorage
 import NIOCore
 import RegistryModel
 
@@ -94,25 +95,13 @@ struct GatewayClient: Sendable {
             let body = try? await Self.collect(response.body, limit: 64 << 10, what: "error")
             throw Failure("blob \(digest): \(response.status.code) \(response.status.reasonPhrase)\(Self.errorDetail(body ?? Data()))")
         }
-        var received: Int64 = 0
-        switch digest.algorithm {
-        case .sha256:
-            var hasher = SHA256()
-            for try await chunk in response.body {
-                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                received += Int64(chunk.readableBytes)
-                progress(chunk.readableBytes)
-            }
-            try Self.check(digest, size: size, received: received, hex: Self.hex(hasher.finalize()))
-        case .sha512:
-            var hasher = SHA512()
-            for try await chunk in response.body {
-                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                received += Int64(chunk.readableBytes)
-                progress(chunk.readableBytes)
-            }
-            try Self.check(digest, size: size, received: received, hex: Self.hex(hasher.finalize()))
+        // The gateway's own streaming hasher: the algorithm the digest names, nothing else.
+        var hasher = ContentHasher(digest.algorithm)
+        for try await chunk in response.body {
+            hasher.update(chunk)
+            progress(chunk.readableBytes)
         }
+        try Self.check(digest, size: size, received: Int64(hasher.count), hex: hasher.finalize().hex)
     }
 
     private static func check(_ digest: RegistryModel.Digest, size: Int64, received: Int64, hex: String) throws {

@@ -1,17 +1,11 @@
 import Foundation
+import MirrorGateHTTP
 
 /// How the CLI writes sizes, rates, durations and times.
 enum HumanFormat {
     /// `512 B`, `1.5 KiB`, `12.3 MiB`, `1.0 GiB`.
     static func bytes(_ count: UInt64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-        var value = Double(count)
-        var unit = 0
-        while value >= 1024, unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
+        StatusPage.bytes(count)
     }
 
     /// `12.3 MiB` whatever the size (the unit of `mirrorgate warm`'s lines).
