@@ -59,10 +59,10 @@ struct ServeCommand: AsyncParsableCommand {
 
         let (blobs, metadata, janitor) = try await openCache(config, logger: logger)
         let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
-        let quota = QuotaBook(config: config, store: metadata, logger: logger)
-        await quota.load()
+        let ledger = LocalBudgetLedger(limits: BudgetKey.limits(config), journal: metadata, logger: logger)
+        await ledger.load()
         let pool = UpstreamPool(
-            client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), quota: quota, logger: logger)
+            client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), ledger: ledger, logger: logger)
         let fetcher = BlobFetcher(
             pool: pool, blobs: blobs, metadata: metadata, stallTimeout: config.health.timeout,
             maxConcurrentFetches: config.limits.maxConcurrentFetches, logger: logger)

@@ -1,5 +1,6 @@
 import Foundation
 import MirrorGateCore
+import MirrorGateStorage
 
 /// `mirrorgate status` as text: each registry's upstreams in order (health, circuit, budget
 /// and its reset, last error), the cache (use against `max_size`, objects, hit ratio,
@@ -90,7 +91,7 @@ struct StatusTable {
     }
 
     /// The budget (`remaining/limit`, `spent N`, `blocked`) and its reset time.
-    func budgetCells(_ budget: QuotaBook.Status?, now: Date) -> (Cell, Cell) {
+    func budgetCells(_ budget: BudgetStatus?, now: Date) -> (Cell, Cell) {
         guard let budget else { return (Cell("-"), Cell("-")) }
         if let blocked = budget.blockedUntil, blocked > now {
             return (Cell("blocked", .red), Cell(Self.reset(blocked, now: now)))

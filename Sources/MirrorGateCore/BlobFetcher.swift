@@ -99,9 +99,6 @@ public final class BlobFetcher: Service {
     /// Called after a blob is committed to the cache (to enforce `storage.max_size`).
     public let committed = Mutex<(@Sendable () async -> Void)?>(nil)
 
-    /// Number of fetches running now.
-    public var inflightCount: Int { inflight.withLock { $0.count } }
-
     // MARK: - The fetch
 
     private func fetch(_ job: Job) async {
@@ -118,12 +115,13 @@ public final class BlobFetcher: Service {
             blob.finish(.verified, size: size)
             return
         }
-        var attempts = UpstreamAttempts()
         var restart = false
-        var mismatched = Set<String>()
+        var mismatched = Set<Upstream.ID>()
         var served: String?
+        var note: String?
         fetchLoop: while true {
             var ingest: (any BlobIngest)?
+            var walk = pool.walk(registry: job.registry, ask: .blob(digest, method: .GET, from: 0), repository: job.repository, excluding: mismatched)
             do {
                 let newIngest = try await blobs.makeIngest(for: digest)
                 ingest = newIngest
@@ -132,26 +130,22 @@ public final class BlobFetcher: Service {
                 var hasher = ContentHasher(digest.algorithm)
                 var written: UInt64 = 0
                 var size: UInt64?
-                for upstream in pool.candidates(registry: job.registry, purpose: .content) where !mismatched.contains(upstream.name) {
-                    guard pool.admit(upstream) else {
-                        attempts.skipped(upstream, "circuit open")
-                        continue
-                    }
+                while let upstream = await walk.next() {
                     let before = written
+                    walk.ask = .blob(digest, method: .GET, from: written)
                     let result = await transfer(
-                        from: upstream, job: job, ingest: newIngest, hasher: &hasher, written: &written, size: &size)
+                        from: upstream, walk: &walk, job: job, ingest: newIngest, hasher: &hasher, written: &written, size: &size)
                     GatewayMetrics.upstreamBytes(upstream, kind: .blob, bytes: written - before)
                     switch result {
                     case .complete:
                         let actual = hasher.finalize()
                         if actual != digest {
-                            attempts.failed(upstream, "digest mismatch (content hashes to \(actual))")
                             logger.error("upstream sent content that does not match its digest; not cached", metadata: [
                                 "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
                             ])
-                            pool.recordFailure(upstream, "digest mismatch")
-                            GatewayMetrics.upstreamFailure(upstream, reason: .digestMismatch)
-                            mismatched.insert(upstream.name)
+                            walk.fail(upstream, .init(.digestMismatch, "digest mismatch (content hashes to \(actual))"))
+                            mismatched.insert(upstream.id)
+                            note = walk.note
                             await newIngest.discard()
                             ingest = nil
                             restart = true
@@ -162,25 +156,21 @@ public final class BlobFetcher: Service {
                         let now = Date()
                         try? await metadata.saveObject(ObjectRecord(digest: digest, size: written, mediaType: nil, createdAt: now, lastAccess: now))
                         served = upstream.name
-                        blob.source = upstream.name
-                        if !attempts.isEmpty { blob.skipped = attempts.description }
-                        blob.finish(.verified, size: written)
+                        note = [note, walk.note].compactMap { $0 }.joined(separator: "; ").nonEmpty
+                        blob.finish(.verified, size: written, source: upstream.name, skipped: note)
                         if let hook = committed.withLock({ $0 }) { await hook() }
                         break fetchLoop
-                    case .notFound(let status):
-                        attempts.notFound(upstream, status: status)
-                    case .budget(let until):
-                        attempts.failed(upstream, error: .rateLimited(until: until))
                     case .storage(let error):
                         throw error
-                    case .failed(let reason, let timeout, let status):
-                        attempts.failed(upstream, reason, timeout: timeout, status: status)
+                    case .answered:
+                        continue
                     }
                 }
                 await ingest?.discard()
                 ingest = nil
-                let error = attempts.clientError(notFound: RegistryError(.blobUnknown, "blob unknown to every upstream: \(digest)"))
-                blob.finish(.failed(error), size: nil)
+                note = [note, walk.note].compactMap { $0 }.joined(separator: "; ").nonEmpty
+                let error = walk.clientError(notFound: RegistryError(.blobUnknown, "blob unknown to every upstream: \(digest)"))
+                blob.finish(.failed(error), size: nil, skipped: note)
                 break fetchLoop
             } catch {
                 await ingest?.discard()
@@ -193,7 +183,7 @@ public final class BlobFetcher: Service {
         }
         logger.info("blob fetch finished", metadata: [
             "digest": "\(digest)", "registry": "\(job.registry)", "repository": "\(job.repository)",
-            "upstream": "\(served ?? "-")", "skipped": "\(attempts.isEmpty ? "-" : attempts.description)",
+            "upstream": "\(served ?? "-")", "skipped": "\(note ?? "-")",
         ])
     }
 
@@ -213,29 +203,35 @@ public final class BlobFetcher: Service {
     }
 
     enum TransferResult: Sendable {
+        /// The body arrived to its end (the caller checks the digest).
+        case complete
+        /// The cache cannot take it.
+        case storage(StorageError)
+        /// The upstream did not deliver; its outcome is recorded in the walk.
+        case answered
+    }
+
+    /// How pumping one body ended.
+    enum PumpResult: Sendable {
         case complete
         case storage(StorageError)
-        case budget(Date?)
-        case notFound(Int)
-        case failed(String, timeout: Bool, status: Int?)
+        case failed(UpstreamAttempts.Failure)
+
+        var transfer: TransferResult {
+            switch self {
+            case .complete: .complete
+            case .storage(let error): .storage(error)
+            case .failed: .answered
+            }
+        }
     }
 
     /// Moves bytes from one upstream into the ingest, continuing at `written`.
     private func transfer(
-        from upstream: Upstream, job: Job, ingest: any BlobIngest, hasher: inout ContentHasher,
+        from upstream: Upstream, walk: inout UpstreamWalk, job: Job, ingest: any BlobIngest, hasher: inout ContentHasher,
         written: inout UInt64, size: inout UInt64?
     ) async -> TransferResult {
-        let remote = upstream.remoteName(job.repository.value)
-        var headers = HTTPHeaders()
-        if written > 0 { headers.add(name: "Range", value: "bytes=\(written)-") }
-        let response: UpstreamResponse
-        do {
-            response = try await pool.send(
-                .init(method: .GET, path: "\(remote)/blobs/\(job.blob.digest)", headers: headers, repository: remote), to: upstream)
-        } catch {
-            if case .rateLimited(let until) = error { return .budget(until) }
-            return .failed(error.description, timeout: error.isTimeout, status: nil)
-        }
+        guard let response = await walk.send(to: upstream) else { return .answered }
         var skip: UInt64 = 0
         switch response.status {
         case 200:
@@ -243,25 +239,21 @@ public final class BlobFetcher: Service {
             if let length = response.contentLength {
                 if let size, size != length {
                     await response.discardBody()
-                    return .failed("size \(length) differs from \(size) announced earlier", timeout: false, status: 200)
+                    walk.fail(upstream, .init(.badResponse, "size \(length) differs from \(size) announced earlier", status: 200))
+                    return .answered
                 }
                 size = length
             }
         case 206 where written > 0:
             guard let range = response.header("content-range"), let start = Self.contentRangeStart(range), start == written else {
                 await response.discardBody()
-                return .failed("206 with an unexpected Content-Range", timeout: false, status: 206)
+                walk.fail(upstream, .init(.badResponse, "206 with an unexpected Content-Range", status: 206))
+                return .answered
             }
             if size == nil, let total = Self.contentRangeTotal(response.header("content-range") ?? "") { size = total }
-        case 404:
-            await response.discardBody()
-            return .notFound(404)
-        case 401, 403:
-            await response.discardBody()
-            return .notFound(response.status)
         default:
-            await response.discardBody()
-            return .failed("answered \(response.status)", timeout: false, status: response.status)
+            await walk.reject(response)
+            return .answered
         }
         // A blob that cannot fit fails now, before any reader has a byte of it, so every
         // client can be served as a pass-through instead of being cut off half-way.
@@ -291,15 +283,15 @@ public final class BlobFetcher: Service {
         let skipStart = skip
         let body = response.body
         enum Child: Sendable {
-            case watchdog(TransferResult)
-            case pump(TransferResult, ContentHasher, UInt64)
+            case watchdog(PumpResult)
+            case pump(PumpResult, ContentHasher, UInt64)
         }
         let (outcome, finalHasher, finalWritten) = await withTaskGroup(of: Child.self) { group in
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: stall / 4)
                     if progress.idle > stall {
-                        return .watchdog(.failed("body stalled for more than \(stall)", timeout: true, status: nil))
+                        return .watchdog(.failed(.init(.timeout, "body stalled for more than \(stall)")))
                     }
                 }
                 return .watchdog(.complete)
@@ -308,7 +300,7 @@ public final class BlobFetcher: Service {
                 var hasher = startHasher
                 var written = startWritten
                 var skip = skipStart
-                var result: TransferResult = .complete
+                var result: PumpResult = .complete
                 do {
                     for try await var chunk in body {
                         progress.tick()
@@ -319,7 +311,7 @@ public final class BlobFetcher: Service {
                             if chunk.readableBytes == 0 { continue }
                         }
                         if let knownSize, written + UInt64(chunk.readableBytes) > knownSize {
-                            result = .failed("sent more bytes than its Content-Length", timeout: false, status: nil)
+                            result = .failed(.init(.badResponse, "sent more bytes than its Content-Length"))
                             break
                         }
                         hasher.update(chunk)
@@ -330,17 +322,17 @@ public final class BlobFetcher: Service {
                         progress.tick()
                     }
                     if case .complete = result, let knownSize, written != knownSize {
-                        result = .failed("body ended after \(written) of \(knownSize) bytes", timeout: false, status: nil)
+                        result = .failed(.init(.badResponse, "body ended after \(written) of \(knownSize) bytes"))
                     }
                 } catch let storage as StorageError {
                     result = .storage(storage)
                 } catch {
-                    result = .failed("body failed: \(UpstreamClient.classify(error))", timeout: false, status: nil)
+                    result = .failed(.init(.connection, "body failed: \(UpstreamClient.classify(error))"))
                 }
                 return .pump(result, hasher, written)
             }
-            var verdict: TransferResult?
-            var pumped: (TransferResult, ContentHasher, UInt64)?
+            var verdict: PumpResult?
+            var pumped: (PumpResult, ContentHasher, UInt64)?
             while let child = await group.next() {
                 switch child {
                 case .watchdog(let result):
@@ -356,10 +348,11 @@ public final class BlobFetcher: Service {
         }
         hasher = finalHasher
         written = finalWritten
-        if case .failed(let reason, _, _) = outcome {
-            pool.recordFailure(upstream, reason)
+        if case .failed(let failure) = outcome {
+            walk.fail(upstream, failure)
+            return .answered
         }
-        return outcome
+        return outcome.transfer
     }
 
     /// Space kept free beyond a blob's size (metadata, other fetches).

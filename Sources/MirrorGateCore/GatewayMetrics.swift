@@ -28,7 +28,7 @@ public enum GatewayMetrics {
             .increment(by: Int64(bytes))
     }
 
-    /// One request sent upstream (`kind`: manifest, blob, tags, token, probe, other).
+    /// One request sent upstream (`kind`: manifest, blob, tags, referrers, probe).
     public static func upstreamRequest(_ upstream: Upstream, kind: String, method: String) {
         Counter(label: "mirrorgate_upstream_requests_total", dimensions: [("registry", upstream.registry), ("upstream", upstream.name), ("kind", kind), ("method", method)]).increment()
     }
@@ -119,17 +119,6 @@ public enum UpstreamFailureReason: String, Sendable {
     case serverError = "server_error"
     case digestMismatch = "digest_mismatch"
     case stalled
-
-    public init(_ error: UpstreamError) {
-        switch error {
-        case .connection: self = .connection
-        case .timeout: self = .timeout
-        case .redirect: self = .redirect
-        case .authentication: self = .authentication
-        case .protocolViolation: self = .badResponse
-        case .rateLimited: self = .rateLimited
-        }
-    }
 }
 
 extension Duration {

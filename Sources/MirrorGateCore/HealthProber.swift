@@ -28,7 +28,7 @@ public struct HealthProber: Service {
                 return
             }
             await withDiscardingTaskGroup { group in
-                for upstream in upstreams where pool.admit(upstream) {
+                for upstream in upstreams where pool.health.admit(upstream) {
                     group.addTask { await probe(upstream) }
                 }
             }
@@ -42,7 +42,7 @@ public struct HealthProber: Service {
             await response.discardBody()
             if response.status == 200 || response.status == 401 {
                 let wasOpen = pool.health.breaker(upstream)?.snapshot.phase != .closed
-                pool.health.recordSuccess(upstream)
+                pool.recordSuccess(upstream)
                 if wasOpen {
                     logger.info("upstream healthy again: circuit closed", metadata: ["registry": "\(upstream.registry)", "upstream": "\(upstream.name)"])
                 }

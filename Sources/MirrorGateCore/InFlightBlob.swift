@@ -39,14 +39,15 @@ public final class InFlightBlob: Sendable {
         /// Bytes readers may take.
         var visible: UInt64 = 0
         var outcome: Outcome?
+        /// The upstream the verified bytes came from, and those passed over before it.
+        var source: String?
+        var skipped: String?
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiter: UInt64 = 0
     }
 
     private let state = Mutex(State())
     private let readerCount = Atomic<Int>(0)
-    private let sourceName = Mutex<String?>(nil)
-    private let skippedNote = Mutex<String?>(nil)
     private let threadPool: NIOThreadPool
     /// Largest chunk handed to a reader at once.
     static let readChunk = 256 << 10
@@ -75,10 +76,12 @@ public final class InFlightBlob: Sendable {
         update { s in s.visible = max(s.visible, bytes) }
     }
 
-    func finish(_ outcome: Outcome, size: UInt64?) {
+    func finish(_ outcome: Outcome, size: UInt64?, source: String? = nil, skipped: String? = nil) {
         update { s in
             if case .verified = outcome, let size { s.size = size; s.visible = size; s.headKnown = true }
             s.outcome = outcome
+            s.source = source
+            s.skipped = skipped
         }
     }
 
@@ -108,16 +111,10 @@ public final class InFlightBlob: Sendable {
     // MARK: Reader side
 
     /// The upstream the verified bytes came from (set when the fetch succeeds).
-    public var source: String? {
-        get { sourceName.withLock { $0 } }
-        set { sourceName.withLock { $0 = newValue } }
-    }
+    public var source: String? { state.withLock { $0.source } }
 
     /// Upstreams the fetch skipped or that failed before `source` served it, with reasons.
-    public var skipped: String? {
-        get { skippedNote.withLock { $0 } }
-        set { skippedNote.withLock { $0 = newValue } }
-    }
+    public var skipped: String? { state.withLock { $0.skipped } }
 
     /// Clients reading this blob now.
     public var readers: Int { readerCount.load(ordering: .relaxed) }

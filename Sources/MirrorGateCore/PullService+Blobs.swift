@@ -24,56 +24,48 @@ extension PullService {
 
     /// The first upstream in order that answers 200 for the blob, streamed without caching.
     public func passThroughBlob(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> PassThroughBlob {
-        var attempts = UpstreamAttempts()
-        for upstream in pool.candidates(registry: registry, purpose: .content) {
-            guard pool.admit(upstream) else {
-                attempts.skipped(upstream, "circuit open")
+        var walk = pool.walk(registry: registry, ask: .blob(digest, method: .GET, from: 0), repository: name)
+        while let upstream = await walk.next() {
+            guard let response = await walk.send(to: upstream) else { continue }
+            guard response.status == 200 else {
+                await walk.reject(response)
                 continue
             }
-            let remote = upstream.remoteName(name.value)
-            do {
-                let response = try await pool.send(.init(method: .GET, path: "\(remote)/blobs/\(digest)", repository: remote), to: upstream)
-                switch response.status {
-                case 200:
-                    return PassThroughBlob(digest: digest, size: response.contentLength, response: response)
-                default:
-                    await attempts.record(unwanted: response)
-                }
-            } catch {
-                attempts.failed(upstream, error: error)
-            }
+            return PassThroughBlob(digest: digest, size: response.contentLength, response: response)
         }
-        throw attempts.clientError(notFound: RegistryError(.blobUnknown, "blob unknown to every upstream: \(digest)"))
+        throw walk.clientError(notFound: RegistryError(.blobUnknown, "blob unknown to every upstream: \(digest)"))
     }
 
     // MARK: - Pass-through listings
 
+    /// A listing passed through from upstream.
+    public enum Listing: Sendable {
+        /// `tags/list`
+        case tags
+        /// `referrers/<digest>`
+        case referrers(Digest)
+    }
+
     /// `GET /v2/<name>/tags/list` or `/referrers/<digest>` from the first upstream that has it.
-    public func passThrough(registry: String, name: RepositoryName, endpoint: String, query: String?) async throws(RegistryError) -> PassThrough {
-        var attempts = UpstreamAttempts()
-        for upstream in pool.candidates(registry: registry, purpose: .content) {
-            guard pool.admit(upstream) else {
-                attempts.skipped(upstream, "circuit open")
+    public func passThrough(registry: String, name: RepositoryName, listing: Listing, query: String?) async throws(RegistryError) -> PassThrough {
+        let ask: UpstreamAsk = switch listing {
+        case .tags: .tags(query: query)
+        case .referrers(let digest): .referrers(digest, query: query)
+        }
+        var walk = pool.walk(registry: registry, ask: ask, repository: name)
+        while let upstream = await walk.next() {
+            guard let response = await walk.send(to: upstream) else { continue }
+            guard response.status == 200 else {
+                await walk.reject(response)
                 continue
             }
-            let remote = upstream.remoteName(name.value)
-            do {
-                let response = try await pool.send(.init(method: .GET, path: "\(remote)/\(endpoint)", query: query, repository: remote), to: upstream)
-                switch response.status {
-                case 200:
-                    let body = try await response.collect(limit: Self.manifestLimit)
-                    return PassThrough(
-                        status: 200, contentType: response.header("content-type"), body: body,
-                        nextQuery: response.header("link").flatMap(Self.nextLinkQuery), source: upstream.name,
-                        skipped: attempts.isEmpty ? nil : attempts.description)
-                default:
-                    await attempts.record(unwanted: response)
-                }
-            } catch {
-                attempts.failed(upstream, anyError: error)
-            }
+            guard let body = await walk.collect(response, limit: Self.manifestLimit) else { continue }
+            return PassThrough(
+                status: 200, contentType: response.header("content-type"), body: body,
+                nextQuery: response.header("link").flatMap(Self.nextLinkQuery), source: upstream.name,
+                skipped: walk.note)
         }
-        throw attempts.clientError(notFound: RegistryError(.nameUnknown, "repository name not known to any upstream: \(name)"))
+        throw walk.clientError(notFound: RegistryError(.nameUnknown, "repository name not known to any upstream: \(name)"))
     }
 
     /// The query of a `Link: <url>; rel="next"` header.

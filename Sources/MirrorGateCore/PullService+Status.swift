@@ -20,7 +20,7 @@ extension PullService {
         return GatewayStatus(
             generatedAt: now,
             startedAt: activity.startedAt,
-            registries: pool.statusReport().registries,
+            registries: await pool.statusReport().registries,
             cache: cache,
             singleFlight: .init(blobFetches: flights.fetches, blobWaiters: flights.waiters),
             recentFailovers: activity.recentFailovers)

@@ -119,74 +119,58 @@ public final class PullService: Sendable {
 
     /// Asks the upstreams for a tag (HEAD), fetching the manifest if its digest is new.
     private func resolveTag(registry: String, name: RepositoryName, tag: String, record: TagRecord?) async throws(RegistryError) -> Manifest {
-        var attempts = UpstreamAttempts()
+        var walk = pool.walk(registry: registry, purpose: .resolveTag, ask: .manifest(.tag(tag), method: .HEAD), repository: name)
         var quotaError: RegistryError?
-        for upstream in pool.candidates(registry: registry, purpose: .resolveTag) {
-            guard pool.admit(upstream) else {
-                attempts.skipped(upstream, "circuit open")
-                continue
-            }
-            let remote = upstream.remoteName(name.value)
-            var headers = HTTPHeaders()
-            headers.add(name: "Accept", value: MediaType.upstreamManifestAccept)
-            let response: UpstreamResponse
-            do {
-                response = try await pool.send(.init(method: .HEAD, path: "\(remote)/manifests/\(tag)", headers: headers, repository: remote), to: upstream)
-            } catch {
-                attempts.failed(upstream, error: error)
+        upstreams: while let upstream = await walk.next() {
+            guard let response = await walk.send(to: upstream) else { continue }
+            guard response.status == 200 else {
+                await walk.reject(response)
                 continue
             }
             await response.discardBody()
-            switch response.status {
-            case 200:
-                var resolved: Manifest
-                if let header = response.header("docker-content-digest"), let digest = try? Digest(parsing: header) {
-                    if let cached = await cachedManifest(digest) {
-                        resolved = cached
-                    } else {
-                        do throws(RegistryError) {
-                            resolved = try await manifestByDigest(registry: registry, name: name, digest: digest)
-                        } catch {
-                            attempts.failed(upstream, "manifest \(digest): \(error.message)", status: error.status)
-                            if error.code == .tooManyRequests {
-                                // Every upstream was already tried for this digest: no budget anywhere.
-                                quotaError = error
-                                break
-                            }
-                            continue
-                        }
-                    }
+            var resolved: Manifest
+            if let header = response.header("docker-content-digest"), let digest = try? Digest(parsing: header) {
+                if let cached = await cachedManifest(digest) {
+                    resolved = cached
                 } else {
-                    // No digest in the HEAD answer: GET by tag and hash what arrives.
                     do throws(RegistryError) {
-                        resolved = try await fetchManifestByTag(registry: registry, name: name, tag: tag, upstream: upstream)
+                        resolved = try await manifestByDigest(registry: registry, name: name, digest: digest)
                     } catch {
-                        attempts.failed(upstream, error.message, status: error.status)
+                        walk.note(upstream, "manifest \(digest): \(error.message)", status: error.status)
+                        if error.code == .tooManyRequests {
+                            // Every upstream was already tried for this digest: no budget anywhere.
+                            quotaError = error
+                            break upstreams
+                        }
                         continue
                     }
                 }
-                resolved.source = upstream.name
-                if !attempts.isEmpty { resolved.skipped = attempts.description }
-                try? await metadata.saveTag(TagRecord(
-                    registry: registry, repository: name.value, tag: tag, digest: resolved.digest,
-                    mediaType: resolved.mediaType, checkedAt: Date(), upstream: upstream.name))
-                return resolved
-            case 404, 401, 403:
-                attempts.notFound(upstream, status: response.status)
-            default:
-                attempts.failed(upstream, "answered \(response.status)", status: response.status)
+            } else {
+                // No digest in the HEAD answer: GET by tag and hash what arrives.
+                do throws(RegistryError) {
+                    resolved = try await fetchManifestByTag(registry: registry, name: name, tag: tag, upstream: upstream)
+                } catch {
+                    walk.note(upstream, error.message, status: error.status)
+                    continue
+                }
             }
+            resolved.source = upstream.name
+            resolved.skipped = [walk.note, resolved.skipped].compactMap { $0 }.joined(separator: "; ").nonEmpty
+            try? await metadata.saveTag(TagRecord(
+                registry: registry, repository: name.value, tag: tag, digest: resolved.digest,
+                mediaType: resolved.mediaType, checkedAt: Date(), upstream: upstream.name))
+            return resolved
         }
-        let error = attempts.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name):\(tag)"))
+        let error = walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name):\(tag)"))
         if config.tags.serveStale, error.status != 404, let record, var cached = await cachedManifest(record.digest) {
             let age = Int(Date().timeIntervalSince(record.checkedAt))
             logger.warning("serving a stale tag: no upstream could confirm it", metadata: [
                 "registry": "\(registry)", "repository": "\(name)", "tag": "\(tag)", "digest": "\(record.digest)",
-                "age_seconds": "\(age)", "upstreams": "\(attempts)",
+                "age_seconds": "\(age)", "upstreams": "\(walk.attempts)",
             ])
             cached.staleWarning = "110 mirrorgate \"Response is Stale: no upstream could confirm this tag (checked \(age)s ago)\""
             cached.source = "cache (stale)"
-            cached.skipped = attempts.description
+            cached.skipped = walk.note
             return cached
         }
         throw quotaError ?? error
@@ -211,76 +195,56 @@ public final class PullService: Sendable {
     }
 
     private func fetchManifest(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> Manifest {
-        var attempts = UpstreamAttempts()
-        for upstream in pool.candidates(registry: registry, purpose: .content) {
-            guard pool.admit(upstream) else {
-                attempts.skipped(upstream, "circuit open")
+        var walk = pool.walk(registry: registry, ask: .manifest(.digest(digest), method: .GET), repository: name)
+        while let upstream = await walk.next() {
+            guard let response = await walk.send(to: upstream) else { continue }
+            guard response.status == 200 else {
+                await walk.reject(response)
                 continue
             }
-            let remote = upstream.remoteName(name.value)
-            var headers = HTTPHeaders()
-            headers.add(name: "Accept", value: MediaType.upstreamManifestAccept)
-            do {
-                let response = try await pool.send(.init(method: .GET, path: "\(remote)/manifests/\(digest)", headers: headers, repository: remote), to: upstream)
-                switch response.status {
-                case 200:
-                    let bytes = try await response.collect(limit: Self.manifestLimit)
-                    var hasher = ContentHasher(digest.algorithm)
-                    hasher.update(bytes)
-                    let actual = hasher.finalize()
-                    guard actual == digest else {
-                        logger.error("upstream sent a manifest that does not match its digest; not cached", metadata: [
-                            "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
-                        ])
-                        attempts.failed(upstream, "digest mismatch (content hashes to \(actual))")
-                        pool.recordFailure(upstream, "digest mismatch")
-                        continue
-                    }
-                    let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
-                    try await store(manifest: bytes, digest: digest, mediaType: mediaType)
-                    return Manifest(
-                        digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name,
-                        skipped: attempts.isEmpty ? nil : attempts.description, fetched: true)
-                default:
-                    await attempts.record(unwanted: response)
-                }
-            } catch {
-                attempts.failed(upstream, anyError: error)
-            }
-        }
-        throw attempts.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name)@\(digest)"))
-    }
-
-    private func fetchManifestByTag(registry: String, name: RepositoryName, tag: String, upstream: Upstream) async throws(RegistryError) -> Manifest {
-        let remote = upstream.remoteName(name.value)
-        var headers = HTTPHeaders()
-        headers.add(name: "Accept", value: MediaType.upstreamManifestAccept)
-        do {
-            let response = try await pool.send(.init(method: .GET, path: "\(remote)/manifests/\(tag)", headers: headers, repository: remote), to: upstream)
-            guard response.status == 200 else {
-                await response.discardBody()
-                throw RegistryError(.unknown, status: 502, "manifest GET answered \(response.status)")
-            }
-            let bytes = try await response.collect(limit: Self.manifestLimit)
-            let digest = ContentHasher.sha256(of: bytes)
-            if let claimed = response.header("docker-content-digest"), claimed != digest.description {
-                throw RegistryError(.unknown, status: 502, "Docker-Content-Digest \(claimed) does not match the content (\(digest))")
+            guard let bytes = await walk.collect(response, limit: Self.manifestLimit) else { continue }
+            let actual = ContentHasher.digest(of: bytes, as: digest.algorithm)
+            guard actual == digest else {
+                logger.error("upstream sent a manifest that does not match its digest; not cached", metadata: [
+                    "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
+                ])
+                walk.fail(upstream, .init(.digestMismatch, "digest mismatch (content hashes to \(actual))"))
+                continue
             }
             let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
-            try await store(manifest: bytes, digest: digest, mediaType: mediaType)
-            return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, fetched: true)
-        } catch let error as RegistryError {
-            throw error
-        } catch UpstreamError.rateLimited(let until) {
-            var attempts = UpstreamAttempts()
-            attempts.failed(upstream, error: .rateLimited(until: until))
-            throw attempts.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown"))
-        } catch {
-            throw RegistryError(.unknown, status: 502, "\(UpstreamClient.classify(error))")
+            await store(manifest: bytes, digest: digest, mediaType: mediaType)
+            return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, skipped: walk.note, fetched: true)
         }
+        throw walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name)@\(digest)"))
     }
 
-    private func store(manifest bytes: ByteBuffer, digest: Digest, mediaType: String) async throws {
+    /// A GET by tag on the upstream that resolved it without a digest (it still spends, so it
+    /// goes through the walk's gates like any other ask).
+    private func fetchManifestByTag(registry: String, name: RepositoryName, tag: String, upstream: Upstream) async throws(RegistryError) -> Manifest {
+        var walk = UpstreamWalk(pool: pool, candidates: [upstream], ask: .manifest(.tag(tag), method: .GET), repository: name)
+        guard let admitted = await walk.next() else {
+            throw walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name):\(tag)"))
+        }
+        guard let response = await walk.send(to: admitted) else {
+            throw walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name):\(tag)"))
+        }
+        guard response.status == 200 else {
+            await response.discardBody()
+            throw RegistryError(.unknown, status: 502, "manifest GET answered \(response.status)")
+        }
+        guard let bytes = await walk.collect(response, limit: Self.manifestLimit) else {
+            throw walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name):\(tag)"))
+        }
+        let digest = ContentHasher.sha256(of: bytes)
+        if let claimed = response.header("docker-content-digest"), claimed != digest.description {
+            throw RegistryError(.unknown, status: 502, "Docker-Content-Digest \(claimed) does not match the content (\(digest))")
+        }
+        let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
+        await store(manifest: bytes, digest: digest, mediaType: mediaType)
+        return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, fetched: true)
+    }
+
+    private func store(manifest bytes: ByteBuffer, digest: Digest, mediaType: String) async {
         do {
             let ingest = try await blobs.makeIngest(for: digest)
             do {
@@ -333,22 +297,9 @@ public final class PullService: Sendable {
     }
 }
 
-extension UpstreamError {
-    var isTimeout: Bool {
-        if case .timeout = self { return true }
-        return false
-    }
-}
-
 extension Duration {
     /// Seconds as a floating-point number.
     var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}
-
-extension RegistryError {
-    init(_ error: UpstreamError) {
-        self.init(.unknown, status: 502, error.description)
     }
 }

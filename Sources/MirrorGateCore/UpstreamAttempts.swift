@@ -2,13 +2,81 @@ import Foundation
 import MirrorGateUpstream
 import RegistryModel
 
-/// What each upstream answered during one request, for the log line and for the error a
-/// client gets when none could serve it.
+/// What each upstream answered during one request, for the log line, the status page's
+/// failover list and the error a client gets when none could serve it.
 public struct UpstreamAttempts: Sendable, CustomStringConvertible {
-    public enum Outcome: Sendable {
+    /// Why an upstream was passed over without being asked.
+    public enum Skip: Sendable, Equatable, CustomStringConvertible {
+        /// Its circuit is open (asked anyway only when every circuit is open).
+        case circuitOpen
+        /// The caller excluded it for this request (it sent a bad copy of this object).
+        case excluded(String)
+
+        public var description: String {
+            switch self {
+            case .circuitOpen: "circuit open"
+            case .excluded(let why): why
+            }
+        }
+    }
+
+    /// Why an upstream that was asked did not serve.
+    public struct Failure: Sendable, Equatable, CustomStringConvertible {
+        public enum Kind: Sendable, Equatable {
+            case connection, timeout, redirect, authentication, badResponse
+            /// Answered with an unusable status.
+            case status
+            /// Sent content that does not hash to the digest asked for.
+            case digestMismatch
+            /// An answer larger than the gateway accepts for it.
+            case tooLarge
+        }
+
+        public var kind: Kind
+        public var message: String
+        public var status: Int?
+
+        public init(_ kind: Kind, _ message: String, status: Int? = nil) {
+            self.kind = kind
+            self.message = message
+            self.status = status
+        }
+
+        /// `answered 500`.
+        public static func status(_ status: Int) -> Failure { Failure(.status, "answered \(status)", status: status) }
+
+        /// A transport error of the upstream client.
+        public init(_ error: UpstreamError) {
+            switch error {
+            case .connection: self.init(.connection, error.description)
+            case .timeout: self.init(.timeout, error.description)
+            case .redirect: self.init(.redirect, error.description)
+            case .authentication: self.init(.authentication, error.description)
+            case .protocolViolation: self.init(.badResponse, error.description)
+            }
+        }
+
+        public var isTimeout: Bool { kind == .timeout }
+        public var description: String { message }
+
+        /// The metric label for it.
+        var reason: UpstreamFailureReason {
+            switch kind {
+            case .connection: .connection
+            case .timeout: .timeout
+            case .redirect: .redirect
+            case .authentication: .authentication
+            case .badResponse, .tooLarge: .badResponse
+            case .status: status == 429 ? .rateLimited : .serverError
+            case .digestMismatch: .digestMismatch
+            }
+        }
+    }
+
+    public enum Outcome: Sendable, Equatable {
         case notFound(Int)
-        case failed(String, timeout: Bool, status: Int?)
-        case skipped(String)
+        case failed(Failure)
+        case skipped(Skip)
         /// Not asked: its pull budget is spent until the date (if known).
         case budget(Date?)
     }
@@ -17,46 +85,18 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
 
     public init() {}
 
-    public mutating func notFound(_ upstream: Upstream, status: Int) {
-        entries.append((upstream.name, .notFound(status)))
+    public mutating func record(_ upstream: Upstream, _ outcome: Outcome) {
+        entries.append((upstream.name, outcome))
     }
 
-    public mutating func failed(_ upstream: Upstream, _ reason: String, timeout: Bool = false, status: Int? = nil) {
-        entries.append((upstream.name, .failed(reason, timeout: timeout, status: status)))
-    }
+    public mutating func notFound(_ upstream: Upstream, status: Int) { record(upstream, .notFound(status)) }
+    public mutating func failed(_ upstream: Upstream, _ failure: Failure) { record(upstream, .failed(failure)) }
+    public mutating func skipped(_ upstream: Upstream, _ skip: Skip) { record(upstream, .skipped(skip)) }
 
-    /// An upstream not tried (open circuit).
-    public mutating func skipped(_ upstream: Upstream, _ reason: String) {
-        entries.append((upstream.name, .skipped(reason)))
-    }
-
-    /// Records a request that did not produce an answer.
-    public mutating func failed(_ upstream: Upstream, error: UpstreamError) {
-        if case .rateLimited(let until) = error {
-            entries.append((upstream.name, .budget(until)))
-        } else {
-            failed(upstream, error.description, timeout: error.isTimeout)
-        }
-    }
-
-    /// Records an answer that is not the one the caller wanted and drains its body: 404, 401
-    /// and 403 mean "not found" (registries answer 401 for repositories that do not exist),
-    /// anything else is a failure.
-    public mutating func record(unwanted response: UpstreamResponse) async {
-        await response.discardBody()
-        if [404, 401, 403].contains(response.status) {
-            notFound(response.upstream, status: response.status)
-        } else {
-            failed(response.upstream, "answered \(response.status)", status: response.status)
-        }
-    }
-
-    /// Records a request that failed with any error.
-    public mutating func failed(_ upstream: Upstream, anyError error: any Error) {
-        if let error = error as? UpstreamError {
-            failed(upstream, error: error)
-        } else {
-            failed(upstream, "\(error)")
+    /// Drops the "skipped" entry of an upstream that is asked after all (every circuit was open).
+    mutating func unskip(_ upstream: Upstream) {
+        if let index = entries.lastIndex(where: { $0.upstream == upstream.name && $0.outcome == .skipped(.circuitOpen) }) {
+            entries.remove(at: index)
         }
     }
 
@@ -66,16 +106,24 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         entries.map { entry in
             switch entry.outcome {
             case .notFound(let status): "\(entry.upstream): not found (\(status))"
-            case .failed(let reason, _, _): "\(entry.upstream): \(reason)"
-            case .skipped(let reason): "\(entry.upstream): skipped (\(reason))"
+            case .failed(let failure): "\(entry.upstream): \(failure.message)"
+            case .skipped(let skip): "\(entry.upstream): skipped (\(skip))"
             case .budget(let until): "\(entry.upstream): skipped (pull budget spent\(until.map { " until \(Self.timestamp($0))" } ?? ""))"
             }
         }.joined(separator: "; ")
     }
 
+    /// Whole seconds from now until `date`, at least 1, saturating (a date from the network may
+    /// be arbitrarily far away; the ledger clamps it, this never traps either way).
+    static func secondsUntil(_ date: Date, now: Date = Date()) -> Int {
+        let seconds = date.timeIntervalSince(now).rounded(.up)
+        guard seconds.isFinite else { return seconds > 0 ? Int.max : 1 }
+        return max(1, Int(exactly: min(seconds, 1e15)) ?? 1)
+    }
+
     /// The error for a client when no upstream served the request.
     /// - Parameter notFound: the error when every upstream said "not found".
-    public func clientError(notFound: RegistryError) -> RegistryError {
+    public func clientError(notFound: RegistryError, now: Date = Date()) -> RegistryError {
         if entries.isEmpty {
             return RegistryError(.unavailable, status: 503, "no upstream is available for this registry")
         }
@@ -86,7 +134,7 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         if !budgetResets.isEmpty {
             // Content may exist upstream but no budget is left to fetch it: 429, never a 5xx.
             let earliest = budgetResets.compactMap { $0 }.min()
-            let seconds = earliest.map { max(1, Int($0.timeIntervalSinceNow.rounded(.up))) } ?? 60
+            let seconds = earliest.map { Self.secondsUntil($0, now: now) } ?? 60
             return RegistryError(
                 .tooManyRequests, "every upstream that could serve this has spent its pull budget: \(description)",
                 headers: [("Retry-After", String(seconds))])
@@ -107,18 +155,18 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         if entries.allSatisfy({ if case .skipped = $0.outcome { return true } else { return false } }) {
             return RegistryError(.unavailable, status: 503, "every upstream is unavailable: \(description)")
         }
-        let failures = entries.compactMap { entry -> (Bool, Int?)? in
-            if case .failed(_, let timeout, let status) = entry.outcome { return (timeout, status) }
+        let failures = entries.compactMap { entry -> Failure? in
+            if case .failed(let failure) = entry.outcome { return failure }
             return nil
         }
         if failures.isEmpty {
             // Only not-found answers and skipped upstreams: one that may hold it was not asked.
             return RegistryError(.unavailable, status: 503, "no available upstream has it: \(description)")
         }
-        if failures.allSatisfy({ $0.0 }) {
+        if failures.allSatisfy(\.isTimeout) {
             return RegistryError(.unavailable, status: 504, "no upstream answered in time: \(description)")
         }
-        if failures.allSatisfy({ $0.1 == 429 }) {
+        if failures.allSatisfy({ $0.status == 429 }) {
             return RegistryError(.tooManyRequests, "every upstream is rate limited: \(description)")
         }
         return RegistryError(.unknown, status: 502, "no upstream could serve the request: \(description)")
@@ -129,4 +177,9 @@ extension UpstreamAttempts {
     static func timestamp(_ date: Date) -> String {
         ISO8601DateFormatter().string(from: date)
     }
+}
+
+extension String {
+    /// nil for the empty string.
+    var nonEmpty: String? { isEmpty ? nil : self }
 }

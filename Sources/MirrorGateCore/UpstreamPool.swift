@@ -1,78 +1,80 @@
+import Foundation
 import Logging
+import MirrorGateConfig
+import MirrorGateStorage
 import MirrorGateUpstream
+import RegistryModel
 
-/// The upstreams of every registry with their health: hands out candidates in configured
-/// order, admits each through its circuit breaker, and feeds every outcome back.
+/// The upstreams of every registry with what gates them: circuit breakers, the budget ledger
+/// and remembered bad copies. Requests go out only through an ``UpstreamWalk`` it hands out.
 public final class UpstreamPool: Sendable {
     public let client: UpstreamClient
     public let router: UpstreamRouter
     public let health: UpstreamHealth
-    public let quota: QuotaBook
+    let ledger: any BudgetLedger
+    let badCopies: BadCopies
     let logger: Logger
+    private let budgetKeys: [Upstream.ID: BudgetKey]
 
-    public init(client: UpstreamClient, router: UpstreamRouter, health: UpstreamHealth, quota: QuotaBook, logger: Logger) {
+    public init(client: UpstreamClient, router: UpstreamRouter, health: UpstreamHealth, ledger: any BudgetLedger, logger: Logger) {
         self.client = client
         self.router = router
         self.health = health
-        self.quota = quota
+        self.ledger = ledger
         self.logger = logger
+        self.badCopies = BadCopies()
+        var keys: [Upstream.ID: BudgetKey] = [:]
+        for upstream in router.all { keys[upstream.id] = BudgetKey(upstream: upstream.config) }
+        self.budgetKeys = keys
     }
 
-    /// Upstreams for `purpose` in configured order (circuit state is checked per attempt with ``admit(_:)``).
-    public func candidates(registry: String, purpose: UpstreamRouter.Purpose) -> [Upstream] {
-        router.candidates(registry: registry, purpose: purpose)
+    /// A walk over `registry`'s upstreams for `purpose`, in configured order.
+    func walk(registry: String, purpose: UpstreamRouter.Purpose = .content, ask: UpstreamAsk, repository: RepositoryName, excluding: Set<Upstream.ID> = []) -> UpstreamWalk {
+        UpstreamWalk(pool: self, candidates: router.candidates(registry: registry, purpose: purpose), ask: ask, repository: repository, excluding: excluding)
     }
 
-    /// Whether to try `upstream` now; an open circuit is skipped at no network cost.
-    public func admit(_ upstream: Upstream) -> Bool {
-        health.admit(upstream)
+    /// The budget `upstream` spends from.
+    func budgetKey(_ upstream: Upstream) -> BudgetKey? { budgetKeys[upstream.id] }
+
+    /// The budget of `upstream` now, for status output.
+    public func budgetStatus(_ upstream: Upstream, now: Date = Date()) async -> BudgetStatus? {
+        guard let key = budgetKey(upstream) else { return nil }
+        return await ledger.status(key, now: now)
     }
 
-    /// Sends a request and records the outcome.
-    ///
-    /// - Budget: a manifest GET is a spend and is refused (``UpstreamError/rateLimited(until:)``,
-    ///   nothing sent) when the upstream's budget is spent; every answer's `ratelimit-*` headers
-    ///   and 429s update the budget.
-    /// - Health: a transport error or a 5xx counts as a failure; any other answer (404
-    ///   included) shows the upstream is alive. A 429 is a budget matter, not a health one.
-    public func send(_ request: UpstreamClient.Request, to upstream: Upstream) async throws(UpstreamError) -> UpstreamResponse {
-        let isManifest = request.path.contains("/manifests/")
-        let spends = isManifest && request.method == .GET
-        let admission = spends ? quota.reserveManifestGET(upstream) : quota.admitFree(upstream)
-        if case .failure(let refusal) = admission { throw refusal }
-        let kind = isManifest ? "manifest" : request.path.contains("/blobs/") ? "blob" : request.path.hasSuffix("tags/list") ? "tags" : "other"
-        GatewayMetrics.upstreamRequest(upstream, kind: kind, method: request.method.rawValue)
-        let response: UpstreamResponse
-        do {
-            response = try await client.send(request, to: upstream)
-        } catch {
-            if spends { await quota.finishManifestGET(upstream, status: nil, headers: nil) }
-            GatewayMetrics.upstreamFailure(upstream, reason: UpstreamFailureReason(error))
-            recordFailure(upstream, error.description)
-            throw error
-        }
-        if spends, (200..<300).contains(response.status) { GatewayMetrics.manifestSpend(upstream) }
-        if response.status == 429 { GatewayMetrics.upstreamFailure(upstream, reason: .rateLimited) }
-        if spends {
-            await quota.finishManifestGET(upstream, status: response.status, headers: response.headers)
-        } else if isManifest || response.status == 429 {
-            await quota.observe(upstream, status: response.status, headers: response.headers, manifestGET: false)
-        }
-        if response.status >= 500 {
-            GatewayMetrics.upstreamFailure(upstream, reason: .serverError)
-            recordFailure(upstream, "answered \(response.status)")
-        } else {
-            health.recordSuccess(upstream)
-        }
-        return response
+    func recordSuccess(_ upstream: Upstream) {
+        health.breaker(upstream)?.recordSuccess()
     }
 
-    /// Counts a failure found after the head arrived (stalled body, digest mismatch).
-    public func recordFailure(_ upstream: Upstream, _ reason: String) {
+    /// Counts a failure against `upstream`'s circuit.
+    func recordFailure(_ upstream: Upstream, _ reason: String) {
         if health.breaker(upstream)?.recordFailure(reason) == true {
             logger.warning("circuit opened: upstream skipped until its cool-down ends", metadata: [
                 "registry": "\(upstream.registry)", "upstream": "\(upstream.name)", "reason": "\(reason)",
             ])
         }
+    }
+}
+
+extension BudgetKey {
+    /// Upstreams with the same origin, base path and user share a budget (Hub counts per
+    /// account or source address).
+    public init(upstream: UpstreamConfig) {
+        self.init("\(upstream.url.origin)\(upstream.url.basePath)|\(upstream.username ?? "anonymous")")
+    }
+
+    /// Every budget of `config` with its configured limit (the first upstream of a key that
+    /// configures one sets it).
+    public static func limits(_ config: GatewayConfig) -> [BudgetKey: BudgetLimit?] {
+        var limits: [BudgetKey: BudgetLimit?] = [:]
+        for registry in config.registries {
+            for upstream in registry.upstreams {
+                let key = BudgetKey(upstream: upstream)
+                let configured = upstream.budget.map { BudgetLimit(pulls: $0.pulls, window: $0.window.seconds) }
+                if case .some(.some) = limits[key] { continue }
+                limits[key] = configured
+            }
+        }
+        return limits
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MirrorGateStorage
 import MirrorGateUpstream
 
 /// What `GET /_mirrorgate/upstreams` reports: per registry and upstream, in order, health,
@@ -21,7 +22,7 @@ public struct UpstreamStatusReport: Codable, Sendable {
         public var circuit: String
         public var consecutiveFailures: Int
         public var authenticated: Bool
-        public var budget: QuotaBook.Status?
+        public var budget: BudgetStatus?
         public var lastError: String?
     }
 
@@ -30,11 +31,12 @@ public struct UpstreamStatusReport: Codable, Sendable {
 
 extension UpstreamPool {
     /// A snapshot of every upstream.
-    public func statusReport() -> UpstreamStatusReport {
+    public func statusReport() async -> UpstreamStatusReport {
         var registries: [UpstreamStatusReport.Registry] = []
         for upstream in router.all {
             let breaker = health.breaker(upstream)
             let snapshot = breaker?.snapshot
+            let budget = await budgetStatus(upstream)
             let entry = UpstreamStatusReport.Entry(
                 name: upstream.name,
                 url: upstream.config.url.description,
@@ -42,8 +44,8 @@ extension UpstreamPool {
                 circuit: snapshot?.phase.rawValue ?? "closed",
                 consecutiveFailures: snapshot?.consecutiveFailures ?? 0,
                 authenticated: upstream.config.username != nil,
-                budget: quota.status(upstream),
-                lastError: snapshot?.lastError ?? quota.status(upstream)?.lastError)
+                budget: budget,
+                lastError: snapshot?.lastError ?? budget?.lastError)
             if let index = registries.firstIndex(where: { $0.registry == upstream.registry }) {
                 registries[index].upstreams.append(entry)
             } else {

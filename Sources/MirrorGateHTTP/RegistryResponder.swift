@@ -117,7 +117,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         case "/_mirrorgate/upstreams":
             log.route = "status"
             guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
-            let body = try GatewayStatus.encoder.encode(service.pool.statusReport())
+            let body = try GatewayStatus.encoder.encode(await service.pool.statusReport())
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         case "/_mirrorgate/status.json":
             log.route = "status"
@@ -191,7 +191,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             if let type = request.uri.queryParameters["artifactType"] {
                 query = "artifactType=" + (String(type).addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? "")
             }
-            let answer = try await service.passThrough(registry: registry, name: name, endpoint: "referrers/\(digest)", query: query)
+            let answer = try await service.passThrough(registry: registry, name: name, listing: .referrers(digest), query: query)
             log.upstream = answer.source
             log.skipped = answer.skipped
             headers[.contentType] = answer.contentType ?? MediaType.ociIndex
@@ -333,7 +333,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         if let last = request.uri.queryParameters["last"] {
             query.append("last=" + (String(last).addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? ""))
         }
-        let answer = try await service.passThrough(registry: registry, name: name, endpoint: "tags/list", query: query.isEmpty ? nil : query.joined(separator: "&"))
+        let answer = try await service.passThrough(registry: registry, name: name, listing: .tags, query: query.isEmpty ? nil : query.joined(separator: "&"))
         log.upstream = answer.source
         log.skipped = answer.skipped
         var headers = headers

@@ -1,5 +1,6 @@
 import Foundation
 import MirrorGateCore
+import MirrorGateStorage
 
 /// The status page at `/_mirrorgate/`: one server-rendered HTML document, no scripts, no
 /// external assets. Every value is escaped; nothing on it is secret (credentials never reach
@@ -81,7 +82,7 @@ public enum StatusPage {
         return "\(repository)@\(reference.prefix(colon.utf16Offset(in: reference) + 13))…"
     }
 
-    static func budget(_ b: QuotaBook.Status?) -> String {
+    static func budget(_ b: BudgetStatus?) -> String {
         guard let b, let limit = b.limit, limit > 0 else {
             return b.map { "unlimited · \($0.spentInWindow) GETs spent" } ?? "unlimited"
         }
@@ -91,7 +92,7 @@ public enum StatusPage {
         return "<span class=\"gauge\(low)\"><span style=\"width:\(String(format: "%.1f", fraction * 100))%\"></span></span>\(remaining) of \(limit) left · \(b.spentInWindow) spent"
     }
 
-    static func resets(_ b: QuotaBook.Status?) -> String {
+    static func resets(_ b: BudgetStatus?) -> String {
         if let blocked = b?.blockedUntil { return "blocked until " + time(blocked) }
         if let reset = b?.resetAt { return time(reset) }
         return "—"

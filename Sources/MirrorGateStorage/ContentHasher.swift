@@ -51,11 +51,16 @@ public struct ContentHasher: Sendable {
         }
     }
 
-    /// The sha256 digest of `bytes`.
-    public static func sha256(of buffer: ByteBuffer) -> RegistryModel.Digest {
-        var h = ContentHasher(.sha256)
+    /// The digest of `buffer` with `algorithm`.
+    public static func digest(of buffer: ByteBuffer, as algorithm: RegistryModel.Digest.Algorithm) -> RegistryModel.Digest {
+        var h = ContentHasher(algorithm)
         h.update(buffer)
         return h.finalize()
+    }
+
+    /// The sha256 digest of `buffer`.
+    public static func sha256(of buffer: ByteBuffer) -> RegistryModel.Digest {
+        digest(of: buffer, as: .sha256)
     }
 
     private static func hex(_ digest: some Sequence<UInt8>) -> String {

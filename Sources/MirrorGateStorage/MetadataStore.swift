@@ -71,21 +71,12 @@ public struct BudgetRecord: Sendable, Equatable {
 
 /// Metadata about cached content and tags. A later step adds a PostgreSQL implementation
 /// shared by several replicas; the local default is SQLite.
-public protocol MetadataStore: Sendable {
+public protocol MetadataStore: BudgetJournal {
     func tag(registry: String, repository: String, tag: String) async throws -> TagRecord?
     func saveTag(_ record: TagRecord) async throws
     func object(_ digest: Digest) async throws -> ObjectRecord?
     func saveObject(_ record: ObjectRecord) async throws
     func removeObject(_ digest: Digest) async throws
-
-    /// Records one spent pull (a manifest GET) on a budget, durably, before it is used.
-    func recordSpend(budget: String, at: Date) async throws
-    /// Spends at or after `since`, oldest first.
-    func spends(since: Date) async throws -> [(budget: String, at: Date)]
-    /// Drops spends older than `before`.
-    func pruneSpends(before: Date) async throws
-    func saveBudget(_ record: BudgetRecord) async throws
-    func budgets() async throws -> [BudgetRecord]
 
     /// Records reads of cached objects (batched by the caller).
     func touch(_ accesses: [Digest: Date]) async throws

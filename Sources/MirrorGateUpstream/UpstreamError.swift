@@ -12,8 +12,6 @@ public enum UpstreamError: Error, Sendable, CustomStringConvertible {
     case authentication(String)
     /// A malformed or unexpected response.
     case protocolViolation(String)
-    /// Not sent: the upstream's pull budget is spent (or it answered 429) until the given time.
-    case rateLimited(until: Date?)
 
     public var description: String {
         switch self {
@@ -22,7 +20,6 @@ public enum UpstreamError: Error, Sendable, CustomStringConvertible {
         case .redirect(let m): "redirect refused: \(m)"
         case .authentication(let m): "authentication failed: \(m)"
         case .protocolViolation(let m): "bad response: \(m)"
-        case .rateLimited(let until): "budget spent" + (until.map { " until \(ISO8601DateFormatter().string(from: $0))" } ?? "")
         }
     }
 }

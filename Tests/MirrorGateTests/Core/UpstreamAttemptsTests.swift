@@ -64,8 +64,8 @@ struct UpstreamAttemptsTests {
 
     @Test func allSkippedIs503() {
         var attempts = UpstreamAttempts()
-        attempts.skipped(Self.a, "circuit open")
-        attempts.skipped(Self.b, "circuit open")
+        attempts.skipped(Self.a, .circuitOpen)
+        attempts.skipped(Self.b, .circuitOpen)
         #expect(!attempts.isEmpty)
         #expect(attempts.description == "a: skipped (circuit open); b: skipped (circuit open)")
         let error = attempts.clientError(notFound: Self.notFound)
@@ -76,22 +76,22 @@ struct UpstreamAttemptsTests {
 
     @Test func skippedAndTimeoutIs504() {
         var attempts = UpstreamAttempts()
-        attempts.skipped(Self.a, "circuit open")
-        attempts.failed(Self.b, "timed out", timeout: true)
+        attempts.skipped(Self.a, .circuitOpen)
+        attempts.failed(Self.b, .init(.timeout, "timed out"))
         #expect(attempts.clientError(notFound: Self.notFound).status == 504)
     }
 
     @Test func skippedAndRateLimitedIs429() {
         var attempts = UpstreamAttempts()
-        attempts.skipped(Self.a, "circuit open")
-        attempts.failed(Self.b, "HTTP 429", status: 429)
+        attempts.skipped(Self.a, .circuitOpen)
+        attempts.failed(Self.b, .init(.status, "HTTP 429", status: 429))
         #expect(attempts.clientError(notFound: Self.notFound).code == .tooManyRequests)
     }
 
     @Test func skippedAndFailedIs502() {
         var attempts = UpstreamAttempts()
-        attempts.skipped(Self.a, "circuit open")
-        attempts.failed(Self.b, "connection refused")
+        attempts.skipped(Self.a, .circuitOpen)
+        attempts.failed(Self.b, .init(.connection, "connection refused"))
         let error = attempts.clientError(notFound: Self.notFound)
         #expect(error.status == 502)
         #expect(error.code == .unknown)
@@ -99,8 +99,8 @@ struct UpstreamAttemptsTests {
 
     @Test func allTimeoutsIs504() {
         var attempts = UpstreamAttempts()
-        attempts.failed(Self.a, "timed out after 2s", timeout: true)
-        attempts.failed(Self.b, "timed out after 2s", timeout: true)
+        attempts.failed(Self.a, .init(.timeout, "timed out after 2s"))
+        attempts.failed(Self.b, .init(.timeout, "timed out after 2s"))
         let error = attempts.clientError(notFound: Self.notFound)
         #expect(error.status == 504)
         #expect(error.code == .unavailable)
@@ -110,8 +110,8 @@ struct UpstreamAttemptsTests {
 
     @Test func allRateLimitedIs429() {
         var attempts = UpstreamAttempts()
-        attempts.failed(Self.a, "HTTP 429", status: 429)
-        attempts.failed(Self.b, "budget exhausted", status: 429)
+        attempts.failed(Self.a, .init(.status, "HTTP 429", status: 429))
+        attempts.failed(Self.b, .init(.status, "budget exhausted", status: 429))
         let error = attempts.clientError(notFound: Self.notFound)
         #expect(error.code == .tooManyRequests)
         #expect(error.status == 429)
@@ -120,9 +120,9 @@ struct UpstreamAttemptsTests {
 
     @Test func mixedFailuresAre502() {
         var attempts = UpstreamAttempts()
-        attempts.failed(Self.a, "timed out", timeout: true)
-        attempts.failed(Self.b, "HTTP 429", status: 429)
-        attempts.failed(Self.c, "connection refused")
+        attempts.failed(Self.a, .init(.timeout, "timed out"))
+        attempts.failed(Self.b, .init(.status, "HTTP 429", status: 429))
+        attempts.failed(Self.c, .init(.connection, "connection refused"))
         let error = attempts.clientError(notFound: Self.notFound)
         #expect(error.code == .unknown)
         #expect(error.status == 502)
@@ -131,12 +131,12 @@ struct UpstreamAttemptsTests {
 
     @Test func otherFailuresAre502() {
         var attempts = UpstreamAttempts()
-        attempts.failed(Self.a, "HTTP 500", status: 500)
+        attempts.failed(Self.a, .init(.status, "HTTP 500", status: 500))
         #expect(attempts.clientError(notFound: Self.notFound).status == 502)
 
         var attempts2 = UpstreamAttempts()
-        attempts2.failed(Self.a, "HTTP 429", status: 429)
-        attempts2.failed(Self.b, "HTTP 503", status: 503)
+        attempts2.failed(Self.a, .init(.status, "HTTP 429", status: 429))
+        attempts2.failed(Self.b, .init(.status, "HTTP 503", status: 503))
         #expect(attempts2.clientError(notFound: Self.notFound).status == 502)
     }
 
@@ -144,7 +144,7 @@ struct UpstreamAttemptsTests {
         // Content may exist on the limited upstream: the failures decide, not the "not found".
         var attempts = UpstreamAttempts()
         attempts.notFound(Self.a, status: 404)
-        attempts.failed(Self.b, "HTTP 429", status: 429)
+        attempts.failed(Self.b, .init(.status, "HTTP 429", status: 429))
         let error = attempts.clientError(notFound: Self.notFound)
         #expect(error.code == .tooManyRequests)
         #expect(error.message.contains("a: not found (404); b: HTTP 429"))
@@ -153,7 +153,7 @@ struct UpstreamAttemptsTests {
     @Test func notFoundMixedWithFailureIsNotNotFound() {
         var attempts = UpstreamAttempts()
         attempts.notFound(Self.a, status: 404)
-        attempts.failed(Self.b, "connection refused")
+        attempts.failed(Self.b, .init(.connection, "connection refused"))
         let error = attempts.clientError(notFound: Self.notFound)
         #expect(error.status == 502)
         #expect(error.code == .unknown)
@@ -162,7 +162,7 @@ struct UpstreamAttemptsTests {
     @Test func entriesAndDescription() {
         var attempts = UpstreamAttempts()
         attempts.notFound(Self.a, status: 404)
-        attempts.failed(Self.b, "bad response: truncated", timeout: false, status: 200)
+        attempts.failed(Self.b, .init(.badResponse, "bad response: truncated", status: 200))
         #expect(attempts.entries.map(\.upstream) == ["a", "b"])
         #expect(attempts.description == "a: not found (404); b: bad response: truncated")
     }
@@ -178,7 +178,7 @@ struct UpstreamAttemptsRegressionTests {
     @Test(arguments: [[404], [404, 401], [403]])
     func skippedAndNotFoundIsNotATimeout(_ statuses: [Int]) {
         var attempts = UpstreamAttempts()
-        attempts.skipped(UpstreamAttemptsTests.a, "circuit open")
+        attempts.skipped(UpstreamAttemptsTests.a, .circuitOpen)
         for (index, status) in statuses.enumerated() {
             attempts.notFound(UpstreamAttemptsTests.upstream("u\(index)"), status: status)
         }

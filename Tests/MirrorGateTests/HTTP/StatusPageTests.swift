@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 @testable import MirrorGateCore
+import MirrorGateStorage
 @testable import MirrorGateHTTP
 import Testing
 
@@ -10,7 +11,7 @@ struct StatusPageTests {
         let entry = UpstreamStatusReport.Entry(
             name: "hub<b>", url: "https://registry-1.docker.io", health: "unhealthy", circuit: "open", consecutiveFailures: 3,
             authenticated: true,
-            budget: QuotaBook.Status(limit: 100, remaining: 4, resetAt: Date(timeIntervalSince1970: 1_800_000_000), spentInWindow: 96, windowSeconds: 21600, blockedUntil: nil, lastError: nil),
+            budget: BudgetStatus(limit: 100, remaining: 4, resetAt: Date(timeIntervalSince1970: 1_800_000_000), spentInWindow: 96, windowSeconds: 21600, blockedUntil: nil, lastError: nil),
             lastError: "timed out")
         return GatewayStatus(
             generatedAt: Date(timeIntervalSince1970: 1_800_000_000), startedAt: Date(timeIntervalSince1970: 1_799_990_000),
