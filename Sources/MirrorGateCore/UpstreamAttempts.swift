@@ -153,6 +153,10 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
             return e
         }
         if entries.allSatisfy({ if case .skipped = $0.outcome { return true } else { return false } }) {
+            if entries.contains(where: { if case .skipped(.excluded) = $0.outcome { return true } else { return false } }) {
+                // The only copies on offer failed verification: an upstream fault, not an outage.
+                return RegistryError(.unknown, status: 502, "no upstream has a good copy: \(description)")
+            }
             return RegistryError(.unavailable, status: 503, "every upstream is unavailable: \(description)")
         }
         let failures = entries.compactMap { entry -> Failure? in
