@@ -144,8 +144,8 @@ public final class ContainerdDaemon: Sendable {
     public let closedPort: Int
 
     private let current: Mutex<ManagedProcess?>
-    /// The socket holding ``closedPort`` (-1 once released).
-    private let closedPortSocket: Mutex<Int32>
+    /// Holds ``closedPort`` until ``stop(grace:)``.
+    private let closedPortReservation: ClosedPort
     private let hostsDirCounter: Mutex<Int>
 
     /// `http://127.0.0.1:<closedPort>`, the `server` of every written hosts file.
@@ -236,9 +236,9 @@ public final class ContainerdDaemon: Sendable {
         guard socketPath.utf8.count + ".ttrpc".count < 108 else {
             throw Failure("\(name): socket path \(socketPath).ttrpc is too long for a unix socket; set TMPDIR to a shorter directory")
         }
-        let reserved = try Self.reserveClosedPort()
+        let reserved = try ClosedPort()
         self.closedPort = reserved.port
-        self.closedPortSocket = Mutex(reserved.fd)
+        self.closedPortReservation = reserved
         self.current = Mutex(nil)
         self.hostsDirCounter = Mutex(0)
         try renderConfig().write(to: configURL, atomically: true, encoding: .utf8)
@@ -247,7 +247,6 @@ public final class ContainerdDaemon: Sendable {
     deinit {
         // ManagedProcess.deinit stops the daemon if it is still running.
         _ = current.withLock { $0.take() }
-        releaseClosedPort()
     }
 
     /// The `config.toml` written to ``configURL``.
@@ -326,15 +325,15 @@ public final class ContainerdDaemon: Sendable {
         killStrayShims()
         if let process { await process.stop(grace: grace) }
         killStrayShims()
-        await unmountLeftovers()
-        releaseClosedPort()
+        await MountTable.unmountAll(under: directory.url)
+        closedPortReservation.release()
     }
 
     /// The ids of running `containerd-shim*` processes whose arguments mention this
     /// daemon's socket or directory.
     public func strayShimPIDs() -> [Int32] {
         let me = directory.path
-        return Self.processes().compactMap { pid, arguments in
+        return ProcessTable.processes().compactMap { pid, arguments in
             guard let program = arguments.first,
                   URL(fileURLWithPath: program).lastPathComponent.hasPrefix("containerd-shim"),
                   arguments.contains(where: { $0 == socketPath || $0.hasPrefix(me) })
@@ -346,11 +345,7 @@ public final class ContainerdDaemon: Sendable {
     /// The ids of every running process (other than zombies) whose arguments mention
     /// this daemon's config, socket or directory, the daemon itself included.
     public func processesUsingDirectory() -> [Int32] {
-        let me = directory.path
-        return Self.processes().compactMap { pid, arguments in
-            guard !Self.isZombie(pid), arguments.contains(where: { $0.hasPrefix(me) }) else { return nil }
-            return pid
-        }
+        ProcessTable.pids(withArgumentStartingWith: directory.path)
     }
 
     private func killStrayShims() {
@@ -359,23 +354,7 @@ public final class ContainerdDaemon: Sendable {
 
     /// Mount points under ``directory`` (e.g. left by an interrupted `ctr images pull`).
     public func mountsUnderDirectory() -> [String] {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
-        let prefix = directory.path + "/"
-        return text.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ")
-            guard fields.count > 4 else { return nil }
-            // The mount point is field 5, with spaces etc. as octal escapes.
-            let mountPoint = String(fields[4]).replacingOccurrences(of: "\\040", with: " ")
-            return mountPoint.hasPrefix(prefix) ? mountPoint : nil
-        }
-    }
-
-    private func unmountLeftovers() async {
-        // Deepest first.
-        for mountPoint in mountsUnderDirectory().sorted(by: { $0.count > $1.count }) {
-            _ = try? await ManagedProcess.run(
-                ManagedProcess.which("umount") ?? URL(fileURLWithPath: "/bin/umount"), arguments: ["-l", mountPoint], timeout: .seconds(10))
-        }
+        MountTable.mountPoints(under: directory.url)
     }
 
     /// The tail of the daemon's log, for failure messages.
@@ -626,72 +605,5 @@ public final class ContainerdDaemon: Sendable {
         }
         flush()
         return requests
-    }
-
-    // MARK: - Processes and ports
-
-    /// Every process in `/proc` with its arguments.
-    private static func processes() -> [(Int32, [String])] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { entry in
-            guard let pid = Int32(entry), pid != getpid(),
-                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty
-            else { return nil }
-            let arguments = data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
-            return (pid, arguments)
-        }
-    }
-
-    private static func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")")
-        else { return true }
-        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
-    }
-
-    /// Binds a TCP socket to 127.0.0.1:0 without listening (connections to it are
-    /// refused) and without `SO_REUSEADDR` (nobody else can bind the port).
-    private static func reserveClosedPort() throws -> (fd: Int32, port: Int) {
-        #if canImport(Glibc) || canImport(Musl)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        let fd = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
-        guard fd >= 0 else { throw Failure("closed port: socket failed: \(String(cString: strerror(errno)))") }
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(fd)
-            throw Failure("closed port: bind failed: \(String(cString: strerror(code)))")
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getsockname(fd, $0, &length)
-            }
-        }
-        guard named == 0 else {
-            let code = errno
-            close(fd)
-            throw Failure("closed port: getsockname failed: \(String(cString: strerror(code)))")
-        }
-        return (fd, Int(UInt16(bigEndian: address.sin_port)))
-    }
-
-    private func releaseClosedPort() {
-        let fd = closedPortSocket.withLock { fd in
-            defer { fd = -1 }
-            return fd
-        }
-        if fd >= 0 { close(fd) }
     }
 }
