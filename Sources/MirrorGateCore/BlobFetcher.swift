@@ -27,7 +27,20 @@ public final class BlobFetcher: Service {
         let repository: RepositoryName
     }
 
-    private let inflight = Mutex<[Digest: InFlightBlob]>([:])
+    /// Fetches in progress, per registry: a request through one registry never joins (and so is
+    /// never failed by) a fetch through another registry's upstreams.
+    private let inflight = Mutex<[FlightKey: Flight]>([:])
+
+    struct FlightKey: Hashable {
+        var registry: String
+        var digest: Digest
+    }
+
+    /// A fetch in progress and the repository it fetches for.
+    public struct Flight: Sendable {
+        public let blob: InFlightBlob
+        public let repository: RepositoryName
+    }
     /// Bytes promised to running fetches, so concurrent fetches cannot together overflow
     /// the disk after each passed the free-space check alone.
     private let reservations = Mutex<[Digest: UInt64]>([:])
@@ -37,6 +50,9 @@ public final class BlobFetcher: Service {
     let blobs: any BlobStore
     let metadata: any MetadataStore
     let stallTimeout: Duration
+    /// Which repositories hold which content; a committed blob is linked to the repository it
+    /// was fetched for.
+    let links: RepositoryLinks
     let threadPool: NIOThreadPool
     /// Upstream fetches running at once.
     let maxConcurrentFetches: Int
@@ -52,6 +68,7 @@ public final class BlobFetcher: Service {
         self.blobs = blobs
         self.metadata = metadata
         self.stallTimeout = stallTimeout
+        self.links = RepositoryLinks(index: metadata, logger: logger)
         self.threadPool = threadPool
         self.logger = logger
     }
@@ -71,27 +88,29 @@ public final class BlobFetcher: Service {
         }
     }
 
-    /// The in-flight fetch of `digest`, started if none is running.
-    public func blob(_ digest: Digest, registry: String, repository: RepositoryName) -> InFlightBlob {
-        let (blob, isNew) = inflight.withLock { map -> (InFlightBlob, Bool) in
-            if let existing = map[digest] { return (existing, false) }
-            let blob = InFlightBlob(digest: digest, threadPool: threadPool)
-            map[digest] = blob
-            return (blob, true)
+    /// The in-flight fetch of `digest` through `registry`, started (for `repository`) if none
+    /// is running.
+    public func blob(_ digest: Digest, registry: String, repository: RepositoryName) -> Flight {
+        let key = FlightKey(registry: registry, digest: digest)
+        let (flight, isNew) = inflight.withLock { map -> (Flight, Bool) in
+            if let existing = map[key] { return (existing, false) }
+            let flight = Flight(blob: InFlightBlob(digest: digest, threadPool: threadPool), repository: repository)
+            map[key] = flight
+            return (flight, true)
         }
-        if isNew { submit.yield(Job(blob: blob, registry: registry, repository: repository)) }
-        return blob
+        if isNew { submit.yield(Job(blob: flight.blob, registry: registry, repository: repository)) }
+        return flight
     }
 
     /// Fetches running and the clients following them.
     public var singleFlight: (fetches: Int, waiters: Int) {
-        let blobs = inflight.withLock { Array($0.values) }
+        let blobs = inflight.withLock { $0.values.map(\.blob) }
         return (blobs.count, blobs.reduce(0) { $0 + $1.readers })
     }
 
-    /// Whether a fetch of `digest` is running (readers can still join it).
-    public func isFetching(_ digest: Digest) -> Bool {
-        inflight.withLock { $0[digest] != nil }
+    /// Whether a fetch of `digest` through `registry` is running (readers can still join it).
+    public func isFetching(_ digest: Digest, registry: String) -> Bool {
+        inflight.withLock { $0[FlightKey(registry: registry, digest: digest)] != nil }
     }
 
     /// Told about storage failures (disk full) so new requests pass through.
@@ -105,12 +124,16 @@ public final class BlobFetcher: Service {
         let blob = job.blob
         let digest = blob.digest
         defer {
-            _ = inflight.withLock { $0.removeValue(forKey: digest) }
+            _ = inflight.withLock { $0.removeValue(forKey: FlightKey(registry: job.registry, digest: digest)) }
             _ = reservations.withLock { $0.removeValue(forKey: digest) }
         }
         // A request that just missed the cache while the previous fetch of this digest was
-        // finishing: serve the stored file instead of fetching again.
-        if case .file(let path, let size)? = try? await blobs.locate(digest), let file = try? await openFile(path) {
+        // finishing: serve the stored file instead of fetching again (only when this
+        // repository is known to hold it; otherwise the fetch below is its confirmation).
+        if case .file(let path, let size)? = try? await blobs.locate(digest),
+           await links.isLinked(digest, registry: job.registry, repository: job.repository.value),
+           let file = try? await openFile(path)
+        {
             blob.begin(file: file, restart: false)
             blob.finish(.verified, size: size)
             return
@@ -155,6 +178,7 @@ public final class BlobFetcher: Service {
                         ingest = nil
                         let now = Date()
                         try? await metadata.saveObject(ObjectRecord(digest: digest, size: written, mediaType: nil, createdAt: now, lastAccess: now))
+                        await links.link(digest, registry: job.registry, repository: job.repository.value)
                         served = upstream.name
                         note = [note, walk.note].compactMap { $0 }.joined(separator: "; ").nonEmpty
                         blob.finish(.verified, size: written, source: upstream.name, skipped: note)

@@ -134,7 +134,7 @@ public final class CacheJanitor: Service {
         var count = 0
         var skipped = Set<Digest>()
         while size > target {
-            let candidates = try await metadata.leastRecentlyUsed(limit: 256 + skipped.count).filter { !skipped.contains($0.digest) }
+            let candidates = try await metadata.evictionCandidates(limit: 256 + skipped.count).filter { !skipped.contains($0.digest) }
             if candidates.isEmpty { break }
             for object in candidates where size > target {
                 // Claim the object under the lease lock: no read may start on it from here on.

@@ -8,18 +8,53 @@ import RegistryModel
 extension PullService {
     // MARK: - Blobs
 
-    /// The bytes of a blob: a cached file, or a fetch that clients follow as it lands.
-    public func blob(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> BlobSource {
+    /// The bytes of a blob of `name`: a cached file (when the repository is known to hold it,
+    /// or an upstream confirms it with a free HEAD), or a fetch that clients follow as it
+    /// lands. A HEAD of an uncached blob is answered by an upstream's HEAD; nothing is fetched.
+    public func blob(registry: String, name: RepositoryName, digest: Digest, head: Bool = false) async throws(RegistryError) -> BlobSource {
         // Lease first, then look: an object being evicted cannot be leased and counts as absent.
         let lease = janitor?.lease(digest)
         if janitor == nil || lease != nil, let location = try? await blobs.locate(digest), case .file(let path, let size) = location {
+            if !(await links.isLinked(digest, registry: registry, repository: name.value)) {
+                try await confirm(registry: registry, name: name, ask: .blob(digest, method: .HEAD, from: 0))
+            }
             janitor?.recordAccess(digest)
             return .cached(path: path, size: size, lease: lease)
         }
-        if let janitor, !janitor.isWritable, !fetcher.isFetching(digest) {
+        if head {
+            return try await remoteBlobHead(registry: registry, name: name, digest: digest)
+        }
+        if let janitor, !janitor.isWritable, !fetcher.isFetching(digest, registry: registry) {
             return .passThrough(try await passThroughBlob(registry: registry, name: name, digest: digest))
         }
-        return .inFlight(fetcher.blob(digest, registry: registry, repository: name))
+        let flight = fetcher.blob(digest, registry: registry, repository: name)
+        if flight.repository != name, !(await links.isLinked(digest, registry: registry, repository: name.value)) {
+            // Joining another repository's fetch shares its bytes only once an upstream says
+            // this repository holds them too.
+            try await confirm(registry: registry, name: name, ask: .blob(digest, method: .HEAD, from: 0))
+        }
+        return .inFlight(flight.blob)
+    }
+
+    /// A HEAD of an uncached blob, answered by the first upstream in order that has it.
+    private func remoteBlobHead(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> BlobSource {
+        if links.isAbsent(digest, registry: registry, repository: name.value) {
+            throw RegistryError(.blobUnknown, "blob unknown to repository \(name): \(digest) (no upstream had it there moments ago)")
+        }
+        var walk = pool.walk(registry: registry, ask: .blob(digest, method: .HEAD, from: 0), repository: name)
+        while let upstream = await walk.next() {
+            guard let response = await walk.send(to: upstream) else { continue }
+            guard response.status == 200 else {
+                await walk.reject(response)
+                continue
+            }
+            await response.discardBody()
+            await links.link(digest, registry: registry, repository: name.value)
+            return .remote(size: response.contentLength, source: upstream.name, skipped: walk.note)
+        }
+        let error = walk.clientError(notFound: RegistryError(.blobUnknown, "blob unknown to every upstream: \(digest)"))
+        if error.status == 404 { links.rememberAbsent(digest, registry: registry, repository: name.value) }
+        throw error
     }
 
     /// The first upstream in order that answers 200 for the blob, streamed without caching.

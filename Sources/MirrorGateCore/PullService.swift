@@ -34,6 +34,8 @@ public final class PullService: Sendable {
         case inFlight(InFlightBlob)
         /// Storage is full or unwritable: streamed from upstream, verified, not cached.
         case passThrough(PassThroughBlob)
+        /// Not cached, and asked for with HEAD: an upstream's HEAD confirmed it (no download).
+        case remote(size: UInt64?, source: String, skipped: String?)
     }
 
     /// An upstream answer passed through (tags list, referrers).
@@ -61,6 +63,8 @@ public final class PullService: Sendable {
     /// Hit counts and recent failovers, for the status page and metrics.
     public let activity: GatewayActivity
     let logger: Logger
+    /// Which repositories hold which content (content is readable only through them).
+    let links: RepositoryLinks
     /// Concurrent requests for one uncached manifest share one upstream GET (one spend).
     let manifestFlights = SingleFlight<String, Manifest>()
     /// Concurrent requests for one tag whose answer is stale share one HEAD.
@@ -68,6 +72,7 @@ public final class PullService: Sendable {
 
     public init(config: GatewayConfig, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, janitor: CacheJanitor?, logger: Logger) {
         self.config = config
+        self.links = fetcher.links
         self.janitor = janitor
         self.activity = GatewayActivity()
         self.pool = fetcher.pool
@@ -106,6 +111,7 @@ public final class PullService: Sendable {
 
     private func manifestByTag(registry: String, name: RepositoryName, tag: String) async throws(RegistryError) -> Manifest {
         let record = try? await metadata.tag(registry: registry, repository: name.value, tag: tag)
+        // A tag record is the upstream's word that this repository holds its digest.
         if let record, Date().timeIntervalSince(record.checkedAt) < config.tags.ttl.seconds,
            var cached = await cachedManifest(record.digest)
         {
@@ -117,66 +123,8 @@ public final class PullService: Sendable {
         }
     }
 
-    /// Asks the upstreams for a tag (HEAD), fetching the manifest if its digest is new.
-    private func resolveTag(registry: String, name: RepositoryName, tag: String, record: TagRecord?) async throws(RegistryError) -> Manifest {
-        var walk = pool.walk(registry: registry, purpose: .resolveTag, ask: .manifest(.tag(tag), method: .HEAD), repository: name)
-        var quotaError: RegistryError?
-        upstreams: while let upstream = await walk.next() {
-            guard let response = await walk.send(to: upstream) else { continue }
-            guard response.status == 200 else {
-                await walk.reject(response)
-                continue
-            }
-            await response.discardBody()
-            var resolved: Manifest
-            if let header = response.header("docker-content-digest"), let digest = try? Digest(parsing: header) {
-                if let cached = await cachedManifest(digest) {
-                    resolved = cached
-                } else {
-                    do throws(RegistryError) {
-                        resolved = try await manifestByDigest(registry: registry, name: name, digest: digest)
-                    } catch {
-                        walk.note(upstream, "manifest \(digest): \(error.message)", status: error.status)
-                        if error.code == .tooManyRequests {
-                            // Every upstream was already tried for this digest: no budget anywhere.
-                            quotaError = error
-                            break upstreams
-                        }
-                        continue
-                    }
-                }
-            } else {
-                // No digest in the HEAD answer: GET by tag and hash what arrives.
-                do throws(RegistryError) {
-                    resolved = try await fetchManifestByTag(registry: registry, name: name, tag: tag, upstream: upstream)
-                } catch {
-                    walk.note(upstream, error.message, status: error.status)
-                    continue
-                }
-            }
-            resolved.source = upstream.name
-            resolved.skipped = [walk.note, resolved.skipped].compactMap { $0 }.joined(separator: "; ").nonEmpty
-            try? await metadata.saveTag(TagRecord(
-                registry: registry, repository: name.value, tag: tag, digest: resolved.digest,
-                mediaType: resolved.mediaType, checkedAt: Date(), upstream: upstream.name))
-            return resolved
-        }
-        let error = walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name):\(tag)"))
-        if config.tags.serveStale, error.status != 404, let record, var cached = await cachedManifest(record.digest) {
-            let age = Int(Date().timeIntervalSince(record.checkedAt))
-            logger.warning("serving a stale tag: no upstream could confirm it", metadata: [
-                "registry": "\(registry)", "repository": "\(name)", "tag": "\(tag)", "digest": "\(record.digest)",
-                "age_seconds": "\(age)", "upstreams": "\(walk.attempts)",
-            ])
-            cached.staleWarning = "110 mirrorgate \"Response is Stale: no upstream could confirm this tag (checked \(age)s ago)\""
-            cached.source = "cache (stale)"
-            cached.skipped = walk.note
-            return cached
-        }
-        throw quotaError ?? error
-    }
-
-    private func cachedManifest(_ digest: Digest) async -> Manifest? {
+    /// The stored manifest `digest`, whoever it was fetched for (callers check the link).
+    func cachedManifest(_ digest: Digest) async -> Manifest? {
         guard let record = try? await metadata.object(digest), let mediaType = record.mediaType,
               let bytes = try? await blobs.read(digest, limit: Self.manifestLimit)
         else { return nil }
@@ -184,67 +132,81 @@ public final class PullService: Sendable {
         return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: "cache")
     }
 
-    /// A manifest by digest: from cache, else fetched, verified and stored. Upstreams are tried
-    /// in configured order (free mirrors first), skipping those whose pull budget is spent.
-    func manifestByDigest(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> Manifest {
-        if let cached = await cachedManifest(digest) { return cached }
-        return try await manifestFlights.run("\(registry)@\(digest)") { [self] () throws(RegistryError) -> Manifest in
-            if let cached = await cachedManifest(digest) { return cached }
-            return try await fetchManifest(registry: registry, name: name, digest: digest)
+    /// A manifest by digest of `name`: from the cache when the repository is known to hold it
+    /// (or an upstream confirms it with a free HEAD), else fetched, verified and stored.
+    ///
+    /// - Parameter confirmedBy: an upstream that just said the repository holds `digest` (its
+    ///   tag HEAD named it), so it is neither asked again nor treated as a miss.
+    func manifestByDigest(registry: String, name: RepositoryName, digest: Digest, confirmedBy: Upstream.ID? = nil) async throws(RegistryError) -> Manifest {
+        if var cached = await cachedManifest(digest) {
+            if confirmedBy != nil {
+                await links.link(digest, registry: registry, repository: name.value)
+                return cached
+            }
+            if await links.isLinked(digest, registry: registry, repository: name.value) { return cached }
+            let confirmation = try await confirm(registry: registry, name: name, ask: .manifest(.digest(digest), method: .HEAD))
+            cached.source = "cache"
+            cached.skipped = confirmation
+            return cached
+        }
+        if links.isAbsent(digest, registry: registry, repository: name.value) {
+            throw RegistryError(.manifestUnknown, "manifest unknown: \(name)@\(digest) (no upstream had it moments ago)")
+        }
+        return try await manifestFlights.run("\(registry)/\(name.value)@\(digest)") { [self] () throws(RegistryError) -> Manifest in
+            if let cached = await cachedManifest(digest) {
+                if await links.isLinked(digest, registry: registry, repository: name.value) { return cached }
+            }
+            return try await fetchManifest(registry: registry, name: name, digest: digest, confirmedBy: confirmedBy)
         }
     }
 
-    private func fetchManifest(registry: String, name: RepositoryName, digest: Digest) async throws(RegistryError) -> Manifest {
-        var walk = pool.walk(registry: registry, ask: .manifest(.digest(digest), method: .GET), repository: name)
+    /// Fetches a manifest by digest. Each upstream in order is first asked with a free HEAD
+    /// (unless it already confirmed the digest), and only an upstream that has it gets the GET
+    /// that spends budget: a digest that exists nowhere never costs a pull.
+    private func fetchManifest(registry: String, name: RepositoryName, digest: Digest, confirmedBy: Upstream.ID?) async throws(RegistryError) -> Manifest {
+        var walk = pool.walk(registry: registry, ask: .manifest(.digest(digest), method: .HEAD), repository: name)
         while let upstream = await walk.next() {
-            guard let response = await walk.send(to: upstream) else { continue }
-            guard response.status == 200 else {
-                await walk.reject(response)
-                continue
+            if upstream.id != confirmedBy {
+                guard let head = await walk.send(to: upstream) else { continue }
+                guard head.status == 200 else {
+                    await walk.reject(head)
+                    continue
+                }
+                await head.discardBody()
             }
-            guard let bytes = await walk.collect(response, limit: Self.manifestLimit) else { continue }
-            let actual = ContentHasher.digest(of: bytes, as: digest.algorithm)
-            guard actual == digest else {
-                logger.error("upstream sent a manifest that does not match its digest; not cached", metadata: [
-                    "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
-                ])
-                walk.fail(upstream, .init(.digestMismatch, "digest mismatch (content hashes to \(actual))"))
-                continue
-            }
-            let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
+            var get = UpstreamWalk(pool: pool, candidates: [upstream], ask: .manifest(.digest(digest), method: .GET), repository: name)
+            let fetched = await verifiedManifest(&get, digest: digest)
+            walk.absorb(get)
+            guard let (bytes, mediaType) = fetched else { continue }
             await store(manifest: bytes, digest: digest, mediaType: mediaType)
+            await links.link(digest, registry: registry, repository: name.value)
             return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, skipped: walk.note, fetched: true)
         }
-        throw walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name)@\(digest)"))
+        let error = walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name)@\(digest)"))
+        if error.status == 404 { links.rememberAbsent(digest, registry: registry, repository: name.value) }
+        throw error
     }
 
-    /// A GET by tag on the upstream that resolved it without a digest (it still spends, so it
-    /// goes through the walk's gates like any other ask).
-    private func fetchManifestByTag(registry: String, name: RepositoryName, tag: String, upstream: Upstream) async throws(RegistryError) -> Manifest {
-        var walk = UpstreamWalk(pool: pool, candidates: [upstream], ask: .manifest(.tag(tag), method: .GET), repository: name)
-        guard let admitted = await walk.next() else {
-            throw walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name):\(tag)"))
-        }
-        guard let response = await walk.send(to: admitted) else {
-            throw walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name):\(tag)"))
-        }
+    /// GETs the manifest from the walk's one upstream (spending its budget) and verifies it.
+    private func verifiedManifest(_ walk: inout UpstreamWalk, digest: Digest) async -> (ByteBuffer, String)? {
+        guard let upstream = await walk.next(), let response = await walk.send(to: upstream) else { return nil }
         guard response.status == 200 else {
-            await response.discardBody()
-            throw RegistryError(.unknown, status: 502, "manifest GET answered \(response.status)")
+            await walk.reject(response)
+            return nil
         }
-        guard let bytes = await walk.collect(response, limit: Self.manifestLimit) else {
-            throw walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name):\(tag)"))
+        guard let bytes = await walk.collect(response, limit: Self.manifestLimit) else { return nil }
+        let actual = ContentHasher.digest(of: bytes, as: digest.algorithm)
+        guard actual == digest else {
+            logger.error("upstream sent a manifest that does not match its digest; not cached", metadata: [
+                "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
+            ])
+            walk.fail(upstream, .init(.digestMismatch, "digest mismatch (content hashes to \(actual))"))
+            return nil
         }
-        let digest = ContentHasher.sha256(of: bytes)
-        if let claimed = response.header("docker-content-digest"), claimed != digest.description {
-            throw RegistryError(.unknown, status: 502, "Docker-Content-Digest \(claimed) does not match the content (\(digest))")
-        }
-        let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
-        await store(manifest: bytes, digest: digest, mediaType: mediaType)
-        return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, fetched: true)
+        return (bytes, Self.mediaType(header: response.header("content-type"), body: bytes))
     }
 
-    private func store(manifest bytes: ByteBuffer, digest: Digest, mediaType: String) async {
+    func store(manifest bytes: ByteBuffer, digest: Digest, mediaType: String) async {
         do {
             let ingest = try await blobs.makeIngest(for: digest)
             do {

@@ -93,6 +93,10 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
     public mutating func failed(_ upstream: Upstream, _ failure: Failure) { record(upstream, .failed(failure)) }
     public mutating func skipped(_ upstream: Upstream, _ skip: Skip) { record(upstream, .skipped(skip)) }
 
+    mutating func append(_ entry: (upstream: String, outcome: Outcome)) {
+        entries.append(entry)
+    }
+
     /// Drops the "skipped" entry of an upstream that is asked after all (every circuit was open).
     mutating func unskip(_ upstream: Upstream) {
         if let index = entries.lastIndex(where: { $0.upstream == upstream.name && $0.outcome == .skipped(.circuitOpen) }) {

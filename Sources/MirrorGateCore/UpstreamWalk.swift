@@ -204,6 +204,12 @@ struct UpstreamWalk: Sendable {
 }
 
 extension UpstreamWalk {
+    /// Takes over what another walk recorded (a single-upstream GET inside this walk's HEAD
+    /// pass), so the note and the client's error tell the whole story.
+    mutating func absorb(_ other: UpstreamWalk) {
+        for entry in other.attempts.entries { attempts.append(entry) }
+    }
+
     /// Records why an upstream that answered still did not serve (for example: the manifest
     /// its HEAD named could not be fetched), without counting against its health.
     mutating func note(_ upstream: Upstream, _ message: String, status: Int?) {

@@ -236,7 +236,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         headers[.eTag] = "\"\(digest)\""
         let range = try request.headers[.range].flatMap { header throws(RegistryError) in try ByteRange.parse(header) }
 
-        switch try await service.blob(registry: registry, name: name, digest: digest) {
+        switch try await service.blob(registry: registry, name: name, digest: digest, head: request.method == .head) {
         case .cached(let path, let size, let lease):
             log.upstream = "cache"
             log.cache = .hit
@@ -255,6 +255,18 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
 
         case .passThrough(let blob):
             return try await passThrough(blob, request: request, headers: headers, log: &log)
+
+        case .remote(let size, let source, let skipped):
+            // A HEAD of a blob not cached: an upstream's HEAD answered it, nothing was fetched.
+            log.upstream = source
+            log.skipped = skipped
+            log.cache = .miss
+            if let size {
+                let (status, selected) = try Self.select(range: range, size: size, headers: &headers)
+                headers[.contentLength] = String(selected.map { $0.count } ?? 0)
+                return Response(status: status, headers: headers, body: .init())
+            }
+            return Response(status: .ok, headers: headers, body: .init())
 
         case .inFlight(let blob):
             log.upstream = "fetch"

@@ -62,6 +62,21 @@ public final class SQLiteMetadataStore: MetadataStore {
                 );
                 """)
         }
+        migrator.registerMigration("v3-links") { db in
+            // A tag answer is an upstream's word that the repository holds the digest: the
+            // links of content cached before links existed start from the tags.
+            try db.execute(sql: """
+                CREATE TABLE links (
+                    digest TEXT NOT NULL,
+                    registry TEXT NOT NULL,
+                    repository TEXT NOT NULL,
+                    PRIMARY KEY (registry, repository, digest)
+                ) WITHOUT ROWID;
+                CREATE INDEX links_digest ON links(digest);
+                INSERT OR IGNORE INTO links (digest, registry, repository) SELECT digest, registry, repository FROM tags;
+                CREATE INDEX objects_eviction ON objects((media_type IS NOT NULL), last_access);
+                """)
+        }
         return migrator
     }
 
@@ -95,10 +110,12 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func leastRecentlyUsed(limit: Int) async throws -> [ObjectRecord] {
+    public func evictionCandidates(limit: Int) async throws -> [ObjectRecord] {
         try await wrap {
             try await pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT digest, size, media_type, created_at, last_access FROM objects ORDER BY last_access LIMIT ?", arguments: [limit])
+                try Row.fetchAll(
+                    db, sql: "SELECT digest, size, media_type, created_at, last_access FROM objects ORDER BY (media_type IS NOT NULL), last_access LIMIT ?",
+                    arguments: [limit])
                     .compactMap { row in
                         guard let digest = try? Digest(parsing: row["digest"] as String) else { return nil }
                         return ObjectRecord(
@@ -206,6 +223,9 @@ public final class SQLiteMetadataStore: MetadataStore {
                           checked_at = excluded.checked_at, upstream = excluded.upstream
                         """,
                     arguments: [r.registry, r.repository, r.tag, r.digest.description, r.mediaType, r.checkedAt.timeIntervalSince1970, r.upstream])
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO links (digest, registry, repository) VALUES (?, ?, ?)",
+                    arguments: [r.digest.description, r.registry, r.repository])
             }
         }
     }
@@ -243,6 +263,27 @@ public final class SQLiteMetadataStore: MetadataStore {
         try await wrap {
             try await pool.write { db in
                 try db.execute(sql: "DELETE FROM objects WHERE digest = ?", arguments: [digest.description])
+                try db.execute(sql: "DELETE FROM links WHERE digest = ?", arguments: [digest.description])
+            }
+        }
+    }
+
+    public func link(_ digest: Digest, registry: String, repository: String) async throws {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO links (digest, registry, repository) VALUES (?, ?, ?)",
+                    arguments: [digest.description, registry, repository])
+            }
+        }
+    }
+
+    public func isLinked(_ digest: Digest, registry: String, repository: String) async throws -> Bool {
+        try await wrap {
+            try await pool.read { db in
+                try Bool.fetchOne(
+                    db, sql: "SELECT EXISTS (SELECT 1 FROM links WHERE registry = ? AND repository = ? AND digest = ?)",
+                    arguments: [registry, repository, digest.description]) ?? false
             }
         }
     }

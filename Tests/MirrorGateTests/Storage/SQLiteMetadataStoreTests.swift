@@ -92,6 +92,48 @@ struct SQLiteMetadataStoreTests {
         #expect(try await store.object(digest)?.createdAt == Self.t1)
     }
 
+    @Test func linksAreScopedToRegistryAndRepositoryAndGoWithTheirObject() async throws {
+        let dir = try TemporaryDirectory("sqlite-links")
+        defer { dir.cleanUp() }
+        let store = try SQLiteMetadataStore(path: dir.path + "/metadata.sqlite")
+        let d = Self.digest("c")
+        try await store.saveObject(ObjectRecord(digest: d, size: 10, mediaType: nil, createdAt: Self.t1, lastAccess: Self.t1))
+        #expect(try await store.isLinked(d, registry: "docker.io", repository: "private/secret") == false)
+        try await store.link(d, registry: "docker.io", repository: "private/secret")
+        try await store.link(d, registry: "docker.io", repository: "private/secret")  // idempotent
+        #expect(try await store.isLinked(d, registry: "docker.io", repository: "private/secret"))
+        #expect(try await store.isLinked(d, registry: "docker.io", repository: "library/alpine") == false)
+        #expect(try await store.isLinked(d, registry: "ghcr.io", repository: "private/secret") == false)
+        // Links survive reopening, and go with their object.
+        let reopened = try SQLiteMetadataStore(path: dir.path + "/metadata.sqlite")
+        #expect(try await reopened.isLinked(d, registry: "docker.io", repository: "private/secret"))
+        try await reopened.removeObject(d)
+        #expect(try await reopened.isLinked(d, registry: "docker.io", repository: "private/secret") == false)
+    }
+
+    @Test func aTagAnswerLinksItsDigest() async throws {
+        let dir = try TemporaryDirectory("sqlite-tag-links")
+        defer { dir.cleanUp() }
+        let store = try SQLiteMetadataStore(path: dir.path + "/metadata.sqlite")
+        try await store.saveTag(Self.tag(digest: Self.digest("d")))
+        #expect(try await store.isLinked(Self.digest("d"), registry: "docker.io", repository: "library/alpine"))
+        #expect(try await store.isLinked(Self.digest("d"), registry: "docker.io", repository: "library/busybox") == false)
+    }
+
+    /// Blobs cost only bandwidth to get back, manifests a pull of the budget: blobs go first.
+    @Test func evictionCandidatesAreBlobsFirstThenManifestsEachOldestFirst() async throws {
+        let dir = try TemporaryDirectory("sqlite-eviction")
+        defer { dir.cleanUp() }
+        let store = try SQLiteMetadataStore(path: dir.path + "/metadata.sqlite")
+        let oldManifest = ObjectRecord(digest: Self.digest("1"), size: 1, mediaType: MediaType.ociManifest, createdAt: Self.t1, lastAccess: Self.t1)
+        let newBlob = ObjectRecord(digest: Self.digest("2"), size: 1, mediaType: nil, createdAt: Self.t3, lastAccess: Self.t3)
+        let oldBlob = ObjectRecord(digest: Self.digest("3"), size: 1, mediaType: nil, createdAt: Self.t2, lastAccess: Self.t2)
+        let newManifest = ObjectRecord(digest: Self.digest("4"), size: 1, mediaType: MediaType.ociIndex, createdAt: Self.t3, lastAccess: Self.t3)
+        for record in [oldManifest, newBlob, oldBlob, newManifest] { try await store.saveObject(record) }
+        let order = try await store.evictionCandidates(limit: 10).map(\.digest)
+        #expect(order == [oldBlob.digest, newBlob.digest, oldManifest.digest, newManifest.digest])
+    }
+
     @Test func survivesReopening() async throws {
         let dir = try TemporaryDirectory("sqlite-reopen")
         defer { dir.cleanUp() }
