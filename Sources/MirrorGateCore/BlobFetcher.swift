@@ -201,7 +201,7 @@ public final class BlobFetcher: Service {
                 let message = (error as? StorageError)?.description ?? "\(error)"
                 if let storage = error as? StorageError, let report = storageFailures.withLock({ $0 }) { report(storage) }
                 logger.error("blob fetch failed in storage", metadata: ["digest": "\(digest)", "error": "\(message)"])
-                blob.finish(.failed(RegistryError(.unavailable, status: 503, "cache storage failed (\(message)); retry: the gateway now passes blobs through")), size: nil)
+                blob.finish(.failed(RegistryError(.blobUnknown, status: 503, "cache storage failed (\(message)); retry: the gateway now passes blobs through")), size: nil)
                 break fetchLoop
             }
         }

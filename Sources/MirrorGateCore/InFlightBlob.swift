@@ -143,7 +143,7 @@ public final class InFlightBlob: Sendable {
             }
             let (version, gen, file, visible, size, outcome) = snap
             if let generation, generation != gen {
-                throw RegistryError(.unknown, status: 502, "upstream content for \(digest) changed during the transfer")
+                throw RegistryError(.blobUnknown, status: 502, "upstream content for \(digest) changed during the transfer")
             }
             generation = gen
             if case .failed(let error) = outcome { throw error }
@@ -154,7 +154,7 @@ public final class InFlightBlob: Sendable {
                 let count = Int(min(available - position, UInt64(Self.readChunk)))
                 let buffer = try await pread(file: file, offset: position, count: count)
                 if buffer.readableBytes == 0 {
-                    throw RegistryError(.unknown, status: 502, "short read of in-flight blob \(digest)")
+                    throw RegistryError(.blobUnknown, status: 500, "short read of in-flight blob \(digest)")
                 }
                 position += UInt64(buffer.readableBytes)
                 try await sink(buffer)

@@ -23,7 +23,7 @@ public struct PassThroughBlob: Sendable {
         }
         let actual = hasher.finalize()
         guard actual == digest, size.map({ $0 == hasher.count }) ?? true else {
-            throw RegistryError(.unknown, status: 502, "\(response.upstream.name) sent content that hashes to \(actual), not \(digest)")
+            throw RegistryError(.blobUnknown, status: 502, "\(response.upstream.name) sent content that hashes to \(actual), not \(digest)")
         }
         if let held { try await sink(held) }
     }

@@ -100,7 +100,14 @@ extension PullService {
                 nextQuery: response.header("link").flatMap(Self.nextLinkQuery), source: upstream.name,
                 skipped: walk.note)
         }
-        throw walk.clientError(notFound: RegistryError(.nameUnknown, "repository name not known to any upstream: \(name)"))
+        let notFound: RegistryError = switch listing {
+        case .tags: RegistryError(.nameUnknown, "repository name not known to any upstream: \(name)")
+        case .referrers:
+            // Registries without the referrers API answer 404; so does the gateway, which is
+            // what makes clients fall back to the sha256-<hex> tag schema.
+            RegistryError(.unsupported, status: 404, "no upstream of this registry offers the referrers API for \(name); use the sha256-<hex> tag schema")
+        }
+        throw walk.clientError(notFound: notFound)
     }
 
     /// The query of a `Link: <url>; rel="next"` header.

@@ -72,12 +72,12 @@ extension PullService {
         }
         guard response.status == 200 else {
             await response.discardBody()
-            throw RegistryError(.unknown, status: 502, "manifest GET answered \(response.status)")
+            throw RegistryError(.manifestUnknown, status: 502, "manifest GET answered \(response.status)")
         }
         guard let bytes = await walk.collect(response, limit: Self.manifestLimit) else { throw walk.clientError(notFound: unknown) }
         let digest = ContentHasher.sha256(of: bytes)
         if let claimed = response.header("docker-content-digest"), claimed != digest.description {
-            throw RegistryError(.unknown, status: 502, "Docker-Content-Digest \(claimed) does not match the content (\(digest))")
+            throw RegistryError(.manifestUnknown, status: 502, "Docker-Content-Digest \(claimed) does not match the content (\(digest))")
         }
         let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
         await store(manifest: bytes, digest: digest, mediaType: mediaType)

@@ -126,10 +126,13 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
     }
 
     /// The error for a client when no upstream served the request.
-    /// - Parameter notFound: the error when every upstream said "not found".
+    /// - Parameter notFound: the error when every upstream said "not found". Its code (the
+    ///   object asked for: manifest, blob or repository) is also the code of outages, which
+    ///   the spec has none for: they keep their status (502, 503, 504) and say what happened.
     public func clientError(notFound: RegistryError, now: Date = Date()) -> RegistryError {
+        let code = notFound.code == .unsupported ? RegistryError.Code.nameUnknown : notFound.code
         if entries.isEmpty {
-            return RegistryError(.unavailable, status: 503, "no upstream is available for this registry")
+            return RegistryError(code, status: 503, "no upstream is available for this registry")
         }
         let budgetResets = entries.compactMap { entry -> Date?? in
             if case .budget(let until) = entry.outcome { return .some(until) }
@@ -159,9 +162,9 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         if entries.allSatisfy({ if case .skipped = $0.outcome { return true } else { return false } }) {
             if entries.contains(where: { if case .skipped(.excluded) = $0.outcome { return true } else { return false } }) {
                 // The only copies on offer failed verification: an upstream fault, not an outage.
-                return RegistryError(.unknown, status: 502, "no upstream has a good copy: \(description)")
+                return RegistryError(code, status: 502, "no upstream has a good copy: \(description)")
             }
-            return RegistryError(.unavailable, status: 503, "every upstream is unavailable: \(description)")
+            return RegistryError(code, status: 503, "every upstream is unavailable: \(description)")
         }
         let failures = entries.compactMap { entry -> Failure? in
             if case .failed(let failure) = entry.outcome { return failure }
@@ -169,15 +172,15 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         }
         if failures.isEmpty {
             // Only not-found answers and skipped upstreams: one that may hold it was not asked.
-            return RegistryError(.unavailable, status: 503, "no available upstream has it: \(description)")
+            return RegistryError(code, status: 503, "no available upstream has it: \(description)")
         }
         if failures.allSatisfy(\.isTimeout) {
-            return RegistryError(.unavailable, status: 504, "no upstream answered in time: \(description)")
+            return RegistryError(code, status: 504, "no upstream answered in time: \(description)")
         }
         if failures.allSatisfy({ $0.status == 429 }) {
             return RegistryError(.tooManyRequests, "every upstream is rate limited: \(description)")
         }
-        return RegistryError(.unknown, status: 502, "no upstream could serve the request: \(description)")
+        return RegistryError(code, status: 502, "no upstream could serve the request: \(description)")
     }
 }
 

@@ -126,9 +126,9 @@ struct CachedBlobBody: Sendable {
                     if read > 0 {
                         done += read
                     } else if failure == 0 {
-                        throw RegistryError(.unknown, status: 500, "cached blob file is shorter than its size")
+                        throw RegistryError(.blobUnknown, status: 500, "cached blob file is shorter than its size")
                     } else if failure != EINTR {
-                        throw RegistryError(.unknown, status: 500, "reading a cached blob file failed (errno \(failure))")
+                        throw RegistryError(.blobUnknown, status: 500, "reading a cached blob file failed (errno \(failure))")
                     }
                 }
                 return buffer

@@ -50,7 +50,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             response = Self.errorResponse(error, method: request.method)
             log.error = error.description
         } catch {
-            let wrapped = RegistryError(.unknown, status: 500, "internal error")
+            let wrapped = RegistryError(Self.code(for: log.kind), status: 500, "internal error")
             logger.error("unexpected error", metadata: ["error": "\(error)", "path": "\(request.uri.path)", "request_id": "\(log.id)"])
             response = Self.errorResponse(wrapped, method: request.method)
             log.error = "\(error)"
@@ -328,7 +328,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     static func select(range: ByteRange?, size: UInt64, headers: inout HTTPFields) throws(RegistryError) -> (HTTPResponse.Status, ClosedRange<UInt64>?) {
         guard let range else { return (.ok, size > 0 ? 0...(size - 1) : nil) }
         guard let selected = range.resolve(length: size) else {
-            throw RegistryError(.rangeInvalid, "range not satisfiable for a blob of \(size) bytes", headers: [("Content-Range", "bytes */\(size)")])
+            throw RegistryError(.sizeInvalid, "range not satisfiable for a blob of \(size) bytes", headers: [("Content-Range", "bytes */\(size)")])
         }
         headers[.contentRange] = "bytes \(selected.lowerBound)-\(selected.upperBound)/\(size)"
         return (.partialContent, selected)
@@ -361,6 +361,15 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     }
 
     // MARK: Errors
+
+    /// The spec's code for a failure with no code of its own, by what was asked for.
+    static func code(for kind: ContentKind?) -> RegistryError.Code {
+        switch kind {
+        case .manifest: .manifestUnknown
+        case .blob: .blobUnknown
+        case nil: .nameUnknown
+        }
+    }
 
     static func readOnly(_ method: HTTPRequest.Method) -> RegistryError {
         RegistryError(.unsupported, "this gateway is a read-only mirror: \(method.rawValue) is not supported")

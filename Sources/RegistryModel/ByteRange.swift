@@ -9,7 +9,7 @@ public enum ByteRange: Equatable, Sendable {
     case suffix(length: UInt64)
 
     /// Parses a `Range` header value. Returns `nil` for a header that should be ignored
-    /// (another unit, several ranges); throws 416 `RANGE_INVALID` for a malformed `bytes=` range.
+    /// (another unit, several ranges); throws 416 `SIZE_INVALID` for a malformed `bytes=` range.
     public static func parse(_ header: String) throws(RegistryError) -> ByteRange? {
         let value = Substring(header).trimmingSpaces()
         guard value.lowercased().hasPrefix("bytes=") else { return nil }
@@ -58,6 +58,6 @@ public enum ByteRange: Equatable, Sendable {
     }
 
     private static func invalid(_ header: String) -> RegistryError {
-        RegistryError(.rangeInvalid, "invalid Range header \(Digest.quoted(header))")
+        RegistryError(.sizeInvalid, "invalid Range header \(Digest.quoted(header))")
     }
 }

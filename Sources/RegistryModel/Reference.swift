@@ -15,12 +15,14 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Validates a tag against `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+    /// Validates a tag against `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`. A string that is not a tag
+    /// names a manifest that cannot exist: 404 `MANIFEST_UNKNOWN`, as the spec requires for a
+    /// manifest that does not exist (and the conformance suite checks).
     public static func validatedTag(_ string: some StringProtocol) throws(RegistryError) -> String {
         let bytes = Array(string.utf8)
-        guard !bytes.isEmpty else { throw RegistryError(.tagInvalid, "tag is empty") }
+        guard !bytes.isEmpty else { throw RegistryError(.manifestUnknown, "manifest unknown: the tag is empty") }
         guard bytes.count <= maxTagLength else {
-            throw RegistryError(.tagInvalid, "tag is longer than \(maxTagLength) characters")
+            throw RegistryError(.manifestUnknown, "manifest unknown: a tag is at most \(maxTagLength) characters, so no such manifest can exist")
         }
         func isWord(_ b: UInt8) -> Bool {
             (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == UInt8(ascii: "_")
@@ -28,7 +30,7 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible {
         guard isWord(bytes[0]),
               bytes.dropFirst().allSatisfy({ isWord($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") })
         else {
-            throw RegistryError(.tagInvalid, "invalid tag \(Digest.quoted(string)): must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
+            throw RegistryError(.manifestUnknown, "manifest unknown: \(Digest.quoted(string)) is not a valid tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}), so no such manifest can exist")
         }
         return String(string)
     }

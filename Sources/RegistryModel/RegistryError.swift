@@ -1,35 +1,34 @@
 /// An error a client sees, rendered as the OCI error envelope
 /// `{"errors":[{"code","message","detail"}]}` with the matching HTTP status.
 public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The error codes of the distribution spec that a pull-only mirror uses.
-    public enum Code: String, Sendable {
+    /// The error codes of the distribution spec ("Error Codes") that a pull-only mirror uses;
+    /// no other code ever reaches a client. Failures the spec has no code for (an upstream
+    /// outage, an unsatisfiable range) keep their HTTP status and take the nearest listed
+    /// code, with what happened in `message` and `detail`.
+    public enum Code: String, Sendable, CaseIterable {
         case blobUnknown = "BLOB_UNKNOWN"
         case manifestUnknown = "MANIFEST_UNKNOWN"
         case manifestInvalid = "MANIFEST_INVALID"
         case nameUnknown = "NAME_UNKNOWN"
         case nameInvalid = "NAME_INVALID"
         case digestInvalid = "DIGEST_INVALID"
-        case tagInvalid = "TAG_INVALID"
-        case rangeInvalid = "RANGE_INVALID"
+        /// Also a `Range` outside the blob (416): the requested length does not fit its size.
+        case sizeInvalid = "SIZE_INVALID"
         case unauthorized = "UNAUTHORIZED"
         case denied = "DENIED"
         case unsupported = "UNSUPPORTED"
         case tooManyRequests = "TOOMANYREQUESTS"
-        case unavailable = "UNAVAILABLE"
-        case unknown = "UNKNOWN"
 
         /// The status this code is answered with unless a caller overrides it.
         public var defaultStatus: Int {
             switch self {
             case .blobUnknown, .manifestUnknown, .nameUnknown: 404
-            case .manifestInvalid, .nameInvalid, .digestInvalid, .tagInvalid: 400
-            case .rangeInvalid: 416
+            case .manifestInvalid, .nameInvalid, .digestInvalid: 400
+            case .sizeInvalid: 416
             case .unauthorized: 401
             case .denied: 403
             case .unsupported: 405
             case .tooManyRequests: 429
-            case .unavailable: 503
-            case .unknown: 502
             }
         }
     }

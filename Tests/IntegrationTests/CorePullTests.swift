@@ -189,6 +189,14 @@ struct CorePullTests {
                 let beyond = try await HTTPFetch.get(blobURL, headers: [("Range", "bytes=\(size + 10)-\(size + 20)")])
                 #expect(beyond.status == 416)
                 #expect(beyond.header("Content-Range") == "bytes */\(size)")
+                #expect(try envelopeCode(beyond.body) == "SIZE_INVALID")
+
+                // distribution 2.8 has no referrers API: 404 (so clients fall back to the
+                // sha256-<hex> tag), saying so rather than "repository name not known".
+                let referrers = try await HTTPFetch.get("\(gateway.url)/v2/library/wire/referrers/\(fixture.topDigest)")
+                #expect(referrers.status == 404)
+                #expect(try envelopeCode(referrers.body) == "UNSUPPORTED")
+                #expect(referrers.text.contains("referrers API"), "\(referrers.text)")
 
                 let missing = try await HTTPFetch.get("\(gateway.url)/v2/library/wire/manifests/nope", headers: [("Accept", "application/vnd.oci.image.manifest.v1+json")])
                 #expect(missing.status == 404)
@@ -202,9 +210,18 @@ struct CorePullTests {
                 let badDigest = try await HTTPFetch.get("\(gateway.url)/v2/library/wire/blobs/sha256:totallywrong")
                 #expect(badDigest.status == 400)
                 #expect(try envelopeCode(badDigest.body) == "DIGEST_INVALID")
-                let badTag = try await HTTPFetch.get("\(gateway.url)/v2/library/wire/manifests/-bad")
-                #expect(badTag.status == 400)
-                #expect(try envelopeCode(badTag.body) == "TAG_INVALID")
+                // A reference that cannot be a tag names a manifest that cannot exist: 404, as
+                // the spec (and the conformance suite's .INVALID_MANIFEST_NAME check) requires,
+                // with no upstream request.
+                let before = upstream.requests().count
+                for bad in ["-bad", ".INVALID_MANIFEST_NAME"] {
+                    let badTag = try await HTTPFetch.get("\(gateway.url)/v2/library/wire/manifests/\(bad)")
+                    #expect(badTag.status == 404, "\(bad): \(badTag.status)")
+                    #expect(try envelopeCode(badTag.body) == "MANIFEST_UNKNOWN")
+                    let head = try await HTTPFetch.request("\(gateway.url)/v2/library/wire/manifests/\(bad)", method: "HEAD")
+                    #expect(head.status == 404)
+                }
+                #expect(upstream.requests().count == before, "an impossible reference reached the upstream")
                 let traversal = try await HTTPFetch.get("\(gateway.url)/v2/library/%2e%2e/%2e%2e/manifests/v1")
                 #expect(traversal.status == 400)
                 let push = try await HTTPFetch.request(manifestURL, method: "PUT", body: Data("{}".utf8))

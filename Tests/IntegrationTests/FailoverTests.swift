@@ -168,6 +168,9 @@ struct FailoverTests {
                     #expect(ContinuousClock.now - start < .seconds(10))
                     #expect(failed.status == 502)
                     #expect(failed.text.contains("up1: answered 500"), "\(failed.text)")
+                    // An outage has no code of its own in the spec: the status stays, the code is
+                    // that of what was asked for.
+                    #expect(try envelopeCode(failed.body) == "MANIFEST_UNKNOWN")
                 }
                 await front.stop()
             }

@@ -22,7 +22,7 @@ struct UpstreamAttemptsTests {
         #expect(attempts.isEmpty)
         #expect(attempts.description == "")
         let error = attempts.clientError(notFound: Self.notFound)
-        #expect(error.code == .unavailable)
+        #expect(error.code == .manifestUnknown)
         #expect(error.status == 503)
     }
 
@@ -69,7 +69,7 @@ struct UpstreamAttemptsTests {
         #expect(!attempts.isEmpty)
         #expect(attempts.description == "a: skipped (circuit open); b: skipped (circuit open)")
         let error = attempts.clientError(notFound: Self.notFound)
-        #expect(error.code == .unavailable)
+        #expect(error.code == .manifestUnknown)
         #expect(error.status == 503)
         #expect(error.message.contains("a: skipped (circuit open)"))
     }
@@ -94,7 +94,7 @@ struct UpstreamAttemptsTests {
         attempts.failed(Self.b, .init(.connection, "connection refused"))
         let error = attempts.clientError(notFound: Self.notFound)
         #expect(error.status == 502)
-        #expect(error.code == .unknown)
+        #expect(error.code == .manifestUnknown)
     }
 
     @Test func allTimeoutsIs504() {
@@ -103,7 +103,7 @@ struct UpstreamAttemptsTests {
         attempts.failed(Self.b, .init(.timeout, "timed out after 2s"))
         let error = attempts.clientError(notFound: Self.notFound)
         #expect(error.status == 504)
-        #expect(error.code == .unavailable)
+        #expect(error.code == .manifestUnknown)
         #expect(error.message.contains("a: timed out after 2s"))
         #expect(error.message.contains("b: timed out after 2s"))
     }
@@ -124,7 +124,7 @@ struct UpstreamAttemptsTests {
         attempts.failed(Self.b, .init(.status, "HTTP 429", status: 429))
         attempts.failed(Self.c, .init(.connection, "connection refused"))
         let error = attempts.clientError(notFound: Self.notFound)
-        #expect(error.code == .unknown)
+        #expect(error.code == .manifestUnknown)
         #expect(error.status == 502)
         #expect(error.message.contains("a: timed out; b: HTTP 429; c: connection refused"))
     }
@@ -156,7 +156,7 @@ struct UpstreamAttemptsTests {
         attempts.failed(Self.b, .init(.connection, "connection refused"))
         let error = attempts.clientError(notFound: Self.notFound)
         #expect(error.status == 502)
-        #expect(error.code == .unknown)
+        #expect(error.code == .manifestUnknown)
     }
 
     @Test func entriesAndDescription() {

@@ -39,13 +39,13 @@ struct RegistryResponderTests {
         var headers = HTTPFields()
         let range = try ByteRange.parse(header)
         let error = #expect(throws: RegistryError.self) { try Responder.select(range: range, size: size, headers: &headers) }
-        #expect(error?.code == .rangeInvalid)
+        #expect(error?.code == .sizeInvalid)
         #expect(error?.status == 416)
         #expect(error?.headers.contains { $0.0 == "Content-Range" && $0.1 == "bytes */\(size)" } == true)
     }
 
     @Test func errorResponse() {
-        let error = RegistryError(.rangeInvalid, "nope", headers: [("Content-Range", "bytes */10")])
+        let error = RegistryError(.sizeInvalid, "nope", headers: [("Content-Range", "bytes */10")])
         let response = Responder.errorResponse(error, method: .get)
         #expect(response.status.code == 416)
         #expect(response.headers[.contentType] == "application/json; charset=utf-8")

@@ -109,8 +109,9 @@ struct RegistryModelProperties {
                 #expect((reference.digest != nil) == Self.isValidDigest(s))
             } catch {
                 #expect(!expected, "rejected \(s.debugDescription): \(error)")
-                #expect(error.code == .tagInvalid || error.code == .digestInvalid)
-                #expect(error.status == 400)
+                // A malformed digest is bad input (400); a string that is no tag names a manifest
+                // that cannot exist (404).
+                #expect((error.code == .manifestUnknown && error.status == 404) || (error.code == .digestInvalid && error.status == 400), "\(error)")
             }
         }
     }
@@ -157,7 +158,7 @@ struct RegistryModelProperties {
                 #expect(try ImageReference(parsing: image.description) == image, "\(s.debugDescription) → \(image.description)")
                 #expect(Self.isValidName(image.repository.value))
             } catch {
-                #expect([.nameInvalid, .tagInvalid, .digestInvalid].contains(error.code))
+                #expect([.nameInvalid, .manifestUnknown, .digestInvalid].contains(error.code))
             }
         }
     }
@@ -187,7 +188,7 @@ struct RegistryModelProperties {
                     #expect(resolved.upperBound < length)
                 }
             } catch {
-                #expect(error.code == .rangeInvalid)
+                #expect(error.code == .sizeInvalid)
                 #expect(error.status == 416)
             }
         }

@@ -35,7 +35,7 @@ struct ByteRangeTests {
                       "bytes=99999999999999999999-99999999999999999998", "bytes=18446744073709551616-18446744073709551615"])
     func malformedBytesRangeThrows416(_ header: String) {
         let error = #expect(throws: RegistryError.self) { try ByteRange.parse(header) }
-        #expect(error?.code == .rangeInvalid)
+        #expect(error?.code == .sizeInvalid)
         #expect(error?.status == 416)
     }
 

@@ -46,8 +46,8 @@ struct ImageReferenceTests {
         ("Alpine", .nameInvalid),  // upper case in a repository name
         ("docker.io/", .nameInvalid),  // empty repository
         ("ghcr.io//app", .nameInvalid),
-        ("alpine:", .tagInvalid),
-        ("alpine:-bad", .tagInvalid),
+        ("alpine:", .manifestUnknown),
+        ("alpine:-bad", .manifestUnknown),
         ("alpine@sha256:abc", .digestInvalid),
         ("alpine@md5:d41d8cd98f00b204e9800998ecf8427e", .digestInvalid),
         ("host:port/app", .nameInvalid),  // a port must be digits

@@ -41,10 +41,11 @@ struct ReferenceTests {
     ])
     func rejectsInvalidTags(_ tag: String) {
         let error = #expect(throws: RegistryError.self) { try Reference(parsing: tag) }
-        #expect(error?.code == .tagInvalid)
-        #expect(error?.status == 400)
+        // A manifest that cannot exist is one that does not: 404, as the spec requires.
+        #expect(error?.code == .manifestUnknown)
+        #expect(error?.status == 404)
         let error2 = #expect(throws: RegistryError.self) { try Reference.validatedTag(tag) }
-        #expect(error2?.code == .tagInvalid)
+        #expect(error2?.code == .manifestUnknown)
     }
 
     @Test func maxTagLength() {

@@ -69,14 +69,11 @@ struct RegistryErrorTests {
         (.manifestInvalid, "MANIFEST_INVALID", 400),
         (.nameInvalid, "NAME_INVALID", 400),
         (.digestInvalid, "DIGEST_INVALID", 400),
-        (.tagInvalid, "TAG_INVALID", 400),
-        (.rangeInvalid, "RANGE_INVALID", 416),
+        (.sizeInvalid, "SIZE_INVALID", 416),
         (.unauthorized, "UNAUTHORIZED", 401),
         (.denied, "DENIED", 403),
         (.unsupported, "UNSUPPORTED", 405),
         (.tooManyRequests, "TOOMANYREQUESTS", 429),
-        (.unavailable, "UNAVAILABLE", 503),
-        (.unknown, "UNKNOWN", 502),
     ])
     func defaultStatuses(_ code: RegistryError.Code, _ raw: String, _ status: Int) throws {
         #expect(code.rawValue == raw)
@@ -88,21 +85,32 @@ struct RegistryErrorTests {
     }
 
     @Test func statusOverride() {
-        let error = RegistryError(.unavailable, status: 504, "timeout")
+        let error = RegistryError(.manifestUnknown, status: 504, "timeout")
         #expect(error.status == 504)
-        #expect(error.code == .unavailable)
-        #expect(error.description == "504 UNAVAILABLE: timeout")
+        #expect(error.code == .manifestUnknown)
+        #expect(error.description == "504 MANIFEST_UNKNOWN: timeout")
+    }
+
+    /// Only the codes the distribution spec lists ever reach a client (issue 12: RANGE_INVALID,
+    /// UNAVAILABLE, UNKNOWN and TAG_INVALID were free-form).
+    @Test func everyCodeIsOneTheSpecLists() {
+        let spec: Set<String> = [
+            "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN",
+            "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID", "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED",
+            "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS",
+        ]
+        for code in RegistryError.Code.allCases { #expect(spec.contains(code.rawValue), "\(code.rawValue)") }
     }
 
     @Test func equalityIgnoresHeaders() {
-        let a = RegistryError(.rangeInvalid, "r", headers: [("Content-Range", "bytes */10")])
-        let b = RegistryError(.rangeInvalid, "r")
+        let a = RegistryError(.sizeInvalid, "r", headers: [("Content-Range", "bytes */10")])
+        let b = RegistryError(.sizeInvalid, "r")
         #expect(a == b)
         #expect(a.headers.count == 1)
         #expect(a.headers.first?.0 == "Content-Range")
         #expect(a.headers.first?.1 == "bytes */10")
-        #expect(a != RegistryError(.rangeInvalid, "other"))
-        #expect(a != RegistryError(.rangeInvalid, status: 400, "r"))
-        #expect(a != RegistryError(.rangeInvalid, "r", detail: "d"))
+        #expect(a != RegistryError(.sizeInvalid, "other"))
+        #expect(a != RegistryError(.sizeInvalid, status: 400, "r"))
+        #expect(a != RegistryError(.sizeInvalid, "r", detail: "d"))
     }
 }

@@ -75,6 +75,6 @@ struct RegistryPathTests {
         #expect(parsed.repository == ["a", "b"])
         #expect(parsed.endpoint == .manifest(""))
         let error = #expect(throws: RegistryError.self) { try Reference(parsing: "") }
-        #expect(error?.code == .tagInvalid)
+        #expect(error?.code == .manifestUnknown)
     }
 }
