@@ -117,6 +117,30 @@ struct CorePullTests {
         }
     }
 
+    /// A HEAD of a blob that is not cached is an existence check: it is answered by an
+    /// upstream HEAD and downloads nothing.
+    @Test func headOfAnUncachedBlobDownloadsNothing() async throws {
+        let fixture = try ImageFixture.make(.ociImage, layerSizes: [20 << 20])
+        let layer = try #require(fixture.layers.first)
+        try await UpstreamRegistry.with { upstream in
+            try await skopeo.push(fixture, to: upstream.hostPort, repository: "library/big")
+            upstream.clearRequests()
+            try await GatewayProcess.with(.upstreams([upstream.url])) { gateway in
+                let head = try await HTTPFetch.request("\(gateway.url)/v2/library/big/blobs/\(layer.digest)", method: "HEAD")
+                #expect(head.status == 200)
+                #expect(head.header("Content-Length") == String(layer.size))
+                #expect(head.header("Docker-Content-Digest") == layer.digest)
+                let asked = upstream.blobRequests(repository: "library/big", digest: layer.digest)
+                #expect(asked.map(\.method) == ["HEAD"], "\(asked)")
+                let hex = String(layer.digest.dropFirst("sha256:".count))
+                #expect(!FileManager.default.fileExists(atPath: gateway.storagePath.appending(path: "blobs/sha256/\(hex.prefix(2))/\(hex)").path))
+                let missing = try await HTTPFetch.request(
+                    "\(gateway.url)/v2/library/big/blobs/sha256:\(String(repeating: "1", count: 64))", method: "HEAD")
+                #expect(missing.status == 404)
+            }
+        }
+    }
+
     /// containerd's `?ns=`, a registry key as the first path component, and the default
     /// registry reach different upstreams through one endpoint.
     @Test func routesByNamespaceAndPathPrefix() async throws {
