@@ -111,12 +111,15 @@ public final class PullService: Sendable {
 
     private func manifestByTag(registry: String, name: RepositoryName, tag: String) async throws(RegistryError) -> Manifest {
         let record = try? await metadata.tag(registry: registry, repository: name.value, tag: tag)
-        // A tag record is the upstream's word that this repository holds its digest.
-        if let record, Date().timeIntervalSince(record.checkedAt) < config.tags.ttl.seconds,
-           var cached = await cachedManifest(record.digest)
-        {
-            cached.source = "cache"
-            return cached
+        // A tag record is the upstream's word that this repository holds its digest: within
+        // the TTL it is trusted even if the manifest itself was evicted (fetched again by
+        // digest, with no tag HEAD).
+        if let record, Date().timeIntervalSince(record.checkedAt) < config.tags.ttl.seconds {
+            if var cached = await cachedManifest(record.digest) {
+                cached.source = "cache"
+                return cached
+            }
+            return try await manifestByDigest(registry: registry, name: name, digest: record.digest)
         }
         return try await tagFlights.run("\(registry)/\(name.value):\(tag)") { [self] () throws(RegistryError) -> Manifest in
             try await resolveTag(registry: registry, name: name, tag: tag, record: record)

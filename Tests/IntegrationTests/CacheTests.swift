@@ -315,6 +315,40 @@ struct CacheTests {
         }
     }
 
+    /// Issue 12: with a working set three times `max_size` and repeated pulls, the upstream
+    /// saw a manifest GET (a Docker Hub pull) for the same manifests over and over, because
+    /// eviction took manifests along with blobs. Blobs go first now: manifest GETs stay at the
+    /// number of distinct manifests, and tag HEADs within the TTL at zero.
+    @Test func cachePressureNeverSpendsTheSameManifestTwice() async throws {
+        let fixtures = try (1...6).map {
+            try ImageFixture.make(.ociIndex, tag: "v\($0)", layerSizes: [2 * Self.MiB, 2 * Self.MiB], layerFormat: .random)
+        }
+        let repository = "library/pressure"
+        try await UpstreamRegistry.with { upstream in
+            for fixture in fixtures {
+                try await skopeo.push(fixture, to: upstream.hostPort, repository: repository)
+            }
+            upstream.clearRequests()
+            var config = GatewayConfig.upstreams([upstream.url])
+            config.maxSize = "16MiB"  // the working set is 48 MiB of layers
+            try await GatewayProcess.with(config) { gateway in
+                let cache = CacheInspection(gateway)
+                for round in 1...3 {
+                    for fixture in fixtures {
+                        let pulled = try await skopeo.pull(from: gateway.hostPort, repository: repository, reference: fixture.tag)
+                        #expect(pulled.allDigests == fixture.allDigests, "round \(round), \(fixture.tag)")
+                    }
+                }
+                #expect(await eventually(timeout: .seconds(10), interval: .milliseconds(200)) { cache.blobBytes() <= 16 * Self.MiB })
+                let distinct = Set(fixtures.flatMap(\.manifestDigests))
+                let gets = upstream.requests().filter { $0.method == "GET" && $0.path.contains("/manifests/") }
+                #expect(gets.count == distinct.count, "\(gets.count) manifest GETs for \(distinct.count) distinct manifests")
+                let tagHEADs = upstream.requests().filter { $0.method == "HEAD" && $0.path.contains("/manifests/v") }
+                #expect(tagHEADs.count == fixtures.count, "tag HEADs within the TTL: \(tagHEADs.count) for \(fixtures.count) tags")
+            }
+        }
+    }
+
     // MARK: - Full disk
 
     /// Storage on a 24 MiB tmpfs and an image of 3 × 12 MiB: the pull succeeds, verified, as
