@@ -70,13 +70,14 @@ struct ServeCommand: AsyncParsableCommand {
         fetcher.committed.withLock { $0 = { await janitor.enforceCap() } }
         let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)
         let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, janitor: janitor, logger: logger)
+        let readiness = Readiness()
         let responder = RegistryResponder<BasicRequestContext>(
             service: service, namespaces: NamespaceRouter(config: config), logger: logger,
-            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil)
+            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil, readiness: readiness)
 
         let app = Application(
             responder: responder,
-            server: try ServerSetup.serverBuilder(limits: config.limits, tls: tls),
+            server: try ServerSetup.serverBuilder(limits: config.limits, tls: tls, logger: logger),
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: nil),
             logger: logger
         )
@@ -86,14 +87,18 @@ struct ServeCommand: AsyncParsableCommand {
         ]
         if let admin = config.adminListen {
             let adminApp = Application(
-                responder: AdminResponder<BasicRequestContext>(service: service, metrics: metrics, logger: logger),
-                server: try ServerSetup.serverBuilder(limits: config.limits, tls: nil),
+                responder: AdminResponder<BasicRequestContext>(service: service, metrics: metrics, readiness: readiness, logger: logger),
+                server: try ServerSetup.serverBuilder(limits: config.limits, tls: nil, logger: logger),
                 configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
                 logger: logger)
             services.append(.init(service: adminApp))
         }
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // Last, so it is the first to stop: /readyz fails while connections are still accepted.
+        services.append(.init(service: ShutdownGrace(readiness: readiness, grace: config.shutdown.grace, logger: logger)))
+        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // Past the grace period and the drain bound, what is left is cancelled.
+        groupConfiguration.maximumGracefulShutdownDuration = config.shutdown.grace + config.shutdown.drainTimeout
+        let group = ServiceGroup(configuration: groupConfiguration)
         do {
             try await group.run()
         } catch {

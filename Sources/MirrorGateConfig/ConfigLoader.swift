@@ -48,6 +48,7 @@ public struct ConfigLoader: Sendable {
     private func decode(_ root: ConfigNode) throws(ConfigError) -> GatewayConfig {
         let top = try root.mapping(allowed: [
             "listen", "admin_listen", "storage", "tags", "default_registry", "health", "registries", "log", "tls", "auth", "limits",
+            "shutdown",
         ])
 
         let listen = try top["listen"].map { n throws(ConfigError) in try Self.listenAddress(n) } ?? ListenAddress(host: "0.0.0.0", port: 5000)
@@ -115,7 +116,23 @@ public struct ConfigLoader: Sendable {
         return GatewayConfig(
             listen: listen, storage: storage, tags: tags, defaultRegistry: defaultRegistry,
             health: health, registries: registries, adminListen: adminListen,
-            log: try log(top["log"]), tls: try tls(top["tls"]), auth: try auth(top["auth"]), limits: try limits(top["limits"]))
+            log: try log(top["log"]), tls: try tls(top["tls"]), auth: try auth(top["auth"]), limits: try limits(top["limits"]),
+            shutdown: try shutdown(top["shutdown"]))
+    }
+
+    private func shutdown(_ node: ConfigNode?) throws(ConfigError) -> ShutdownConfig {
+        var shutdown = ShutdownConfig()
+        guard let node else { return shutdown }
+        let s = try node.mapping(allowed: ["grace", "drain_timeout"])
+        if let g = s["grace"] {
+            shutdown.grace = try g.duration()
+            guard shutdown.grace <= .seconds(600) else { throw g.invalid("must be at most 10m") }
+        }
+        if let d = s["drain_timeout"] {
+            shutdown.drainTimeout = try d.duration()
+            guard shutdown.drainTimeout >= .seconds(1), shutdown.drainTimeout <= .seconds(3600) else { throw d.invalid("must be from 1s to 1h") }
+        }
+        return shutdown
     }
 
     private func log(_ node: ConfigNode?) throws(ConfigError) -> LogConfig {

@@ -17,6 +17,7 @@ public struct GatewayConfig: Sendable, Equatable {
     /// Basic authentication of clients when set.
     public var auth: InboundAuthConfig?
     public var limits: LimitsConfig
+    public var shutdown: ShutdownConfig
 
     public init(
         listen: ListenAddress,
@@ -29,7 +30,8 @@ public struct GatewayConfig: Sendable, Equatable {
         log: LogConfig = LogConfig(),
         tls: ListenerTLSConfig? = nil,
         auth: InboundAuthConfig? = nil,
-        limits: LimitsConfig = LimitsConfig()
+        limits: LimitsConfig = LimitsConfig(),
+        shutdown: ShutdownConfig = ShutdownConfig()
     ) {
         self.listen = listen
         self.storage = storage
@@ -42,6 +44,7 @@ public struct GatewayConfig: Sendable, Equatable {
         self.tls = tls
         self.auth = auth
         self.limits = limits
+        self.shutdown = shutdown
     }
 
     /// The registry configured under `key`.

@@ -41,6 +41,22 @@ public struct InboundAuthConfig: Sendable, Equatable {
     }
 }
 
+/// `shutdown:`: how a graceful stop (SIGTERM, SIGINT) proceeds.
+///
+/// At once `/readyz` fails, so load balancers and Kubernetes stop sending new clients; new
+/// connections are still accepted for ``grace`` (the time endpoint lists take to update), then
+/// the listener closes and in-flight responses are sent to their last byte for at most
+/// ``drainTimeout`` before the rest are cut.
+public struct ShutdownConfig: Sendable, Equatable {
+    public var grace: Duration
+    public var drainTimeout: Duration
+
+    public init(grace: Duration = .seconds(5), drainTimeout: Duration = .seconds(60)) {
+        self.grace = grace
+        self.drainTimeout = drainTimeout
+    }
+}
+
 /// `limits:`: protection against slow or greedy clients.
 public struct LimitsConfig: Sendable, Equatable {
     /// Largest request head (request line and headers together), in bytes.

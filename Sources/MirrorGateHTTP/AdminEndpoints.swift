@@ -8,13 +8,14 @@ import RegistryModel
 /// `/metrics` (Prometheus). On the main listener unless `admin_listen` moves them to their own.
 enum AdminEndpoints {
     /// The answer for an admin path, or nil when `request` is for something else.
-    static func respond(_ request: Request, service: PullService, metrics: MetricsExporter?, log: inout RequestLog) async throws(RegistryError) -> Response? {
+    static func respond(_ request: Request, service: PullService, metrics: MetricsExporter?, readiness: Readiness, log: inout RequestLog) async throws(RegistryError) -> Response? {
         let path = request.uri.path
         guard path == "/healthz" || path == "/readyz" || (path == "/metrics" && metrics != nil) else { return nil }
         guard request.method == .get || request.method == .head else {
             throw RegistryError(.unsupported, "\(path) answers GET and HEAD only")
         }
         let body: ByteBuffer
+        var status = HTTPResponse.Status.ok
         var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"]
         switch path {
         case "/healthz":
@@ -22,16 +23,22 @@ enum AdminEndpoints {
             body = ByteBuffer(string: "ok\n")
         case "/readyz":
             log.route = "ready"
-            // Still ready when the cache cannot be written: blobs pass through, verified.
-            let detail = service.janitor?.unwritableReason.map { "ok: cache storage not writable (\($0)); serving as a verified pass-through\n" } ?? "ok\n"
-            body = ByteBuffer(string: detail)
+            if let reason = readiness.notReadyReason {
+                // Stopping: no new clients, please (in-flight responses still finish).
+                status = .serviceUnavailable
+                body = ByteBuffer(string: "not ready: \(reason)\n")
+            } else {
+                // Still ready when the cache cannot be written: blobs pass through, verified.
+                let detail = service.janitor?.unwritableReason.map { "ok: cache storage not writable (\($0)); serving as a verified pass-through\n" } ?? "ok\n"
+                body = ByteBuffer(string: detail)
+            }
         default:
             log.route = "metrics"
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             body = await metrics!.render(service)
         }
         headers[.contentLength] = String(body.readableBytes)
-        return Response(status: .ok, headers: headers, body: request.method == .head ? .init() : .init(byteBuffer: body))
+        return Response(status: status, headers: headers, body: request.method == .head ? .init() : .init(byteBuffer: body))
     }
 }
 
@@ -40,11 +47,13 @@ enum AdminEndpoints {
 public struct AdminResponder<Context: RequestContext>: HTTPResponder {
     let service: PullService
     let metrics: MetricsExporter?
+    let readiness: Readiness
     let logger: Logger
 
-    public init(service: PullService, metrics: MetricsExporter?, logger: Logger) {
+    public init(service: PullService, metrics: MetricsExporter?, readiness: Readiness, logger: Logger) {
         self.service = service
         self.metrics = metrics
+        self.readiness = readiness
         self.logger = logger
     }
 
@@ -52,7 +61,7 @@ public struct AdminResponder<Context: RequestContext>: HTTPResponder {
         var log = RequestLog(id: RegistryResponder<Context>.requestID(request.headers[.xRequestID]), method: request.method.rawValue, path: request.uri.path)
         var response: Response
         do {
-            response = try await AdminEndpoints.respond(request, service: service, metrics: metrics, log: &log)
+            response = try await AdminEndpoints.respond(request, service: service, metrics: metrics, readiness: readiness, log: &log)
                 ?? RegistryResponder<Context>.errorResponse(
                     RegistryError(.unsupported, status: 404, "the admin listener serves /healthz, /readyz and /metrics only"), method: request.method)
         } catch {

@@ -21,11 +21,15 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     let metrics: MetricsExporter?
     /// Whether `/healthz`, `/readyz` and `/metrics` are served here (false with `admin_listen`).
     let servesAdmin: Bool
+    /// What `/readyz` says (it fails once a graceful stop begins).
+    let readiness: Readiness
 
     public init(
         service: PullService, namespaces: NamespaceRouter, logger: Logger,
-        authenticator: InboundAuthenticator? = nil, metrics: MetricsExporter? = nil, servesAdmin: Bool = true
+        authenticator: InboundAuthenticator? = nil, metrics: MetricsExporter? = nil, servesAdmin: Bool = true,
+        readiness: Readiness = Readiness()
     ) {
+        self.readiness = readiness
         self.service = service
         self.namespaces = namespaces
         self.logger = logger
@@ -40,7 +44,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         do {
             // Probes stay open; `/metrics` on the main listener follows the same auth as the rest.
             if request.uri.path == "/metrics" { try await authorize(request, log: &log) }
-            if servesAdmin, let admin = try await AdminEndpoints.respond(request, service: service, metrics: metrics, log: &log) {
+            if servesAdmin, let admin = try await AdminEndpoints.respond(request, service: service, metrics: metrics, readiness: readiness, log: &log) {
                 response = admin
             } else {
                 try await authorize(request, log: &log)

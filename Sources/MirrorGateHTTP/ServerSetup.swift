@@ -1,18 +1,21 @@
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import Logging
 import MirrorGateConfig
 import NIOCore
 
 /// How the listener's channels are built from `limits:` and `tls:`.
 public enum ServerSetup {
     /// HTTP/1.1 with the request-head size limit, the idle timeout (which also bounds how long a
-    /// client may take to send a request head) and the slow-reader guard; wrapped in TLS when
-    /// `tls` is given.
-    public static func serverBuilder(limits: LimitsConfig, tls: ReloadableTLS?) throws -> HTTPServerBuilder {
+    /// client may take to send a request head) and the delivery guard (responses reach their
+    /// last byte before a close; readers that stop are abandoned after `send_timeout`); wrapped
+    /// in TLS when `tls` is given. The handler list is an autoclosure: each connection gets
+    /// its own handler.
+    public static func serverBuilder(limits: LimitsConfig, tls: ReloadableTLS?, logger: Logger) throws -> HTTPServerBuilder {
         let sendTimeout = TimeAmount.nanoseconds(Int64(clamping: limits.sendTimeout.components.seconds) * 1_000_000_000)
         let http = HTTPServerBuilder.http1(configuration: .init(
-            additionalChannelHandlers: [SlowClientHandler(timeout: sendTimeout)],
+            additionalChannelHandlers: [ResponseDeliveryHandler(timeout: sendTimeout, logger: logger)],
             idleTimeout: .nanoseconds(Int64(clamping: limits.idleTimeout.components.seconds) * 1_000_000_000),
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: limits.maxHeaderSize, maxHeaderListSize: limits.maxHeaderSize, maxHeaderFieldCount: 200)))

@@ -37,6 +37,12 @@ struct ServerConfigTests {
         #expect(config.auth == nil)
         #expect(config.limits == LimitsConfig())
         #expect(config.limits.maxConcurrentFetches == 32)
+        #expect(config.shutdown == ShutdownConfig(grace: .seconds(5), drainTimeout: .seconds(60)))
+    }
+
+    @Test func shutdown() throws {
+        let config = try Self.load("shutdown: {grace: 0s, drain_timeout: 2m}")
+        #expect(config.shutdown == ShutdownConfig(grace: .zero, drainTimeout: .seconds(120)))
     }
 
     @Test func everythingSet() throws {
@@ -69,6 +75,9 @@ struct ServerConfigTests {
         ("limits: {max_concurrent_fetches: 0}", "limits.max_concurrent_fetches", "between 1 and 10000"),
         ("listen: 0.0.0.0:5000\nadmin_listen: 127.0.0.1:5000", "admin_listen", "must differ from listen"),
         ("admin_listen: nonsense", "admin_listen", "host:port"),
+        ("shutdown: {grace: 11m}", "shutdown.grace", "at most 10m"),
+        ("shutdown: {drain_timeout: 0s}", "shutdown.drain_timeout", "from 1s to 1h"),
+        ("shutdown: {drain: 5s}", "shutdown.drain", "unknown key"),
     ])
     func errorsNameTheKey(_ yaml: String, _ key: String, _ message: String) {
         let text = Self.error(yaml, files: ["/c": "C", "/k": "K", "/h": "u:x"])
