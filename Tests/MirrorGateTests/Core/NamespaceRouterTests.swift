@@ -51,7 +51,6 @@ struct NamespaceRouterTests {
         ("alpine", "docker.io", "library/alpine"),
         ("library/alpine", "docker.io", "library/alpine"),
         ("bitnami/redis", "docker.io", "bitnami/redis"),
-        ("quay.io/org/app", "docker.io", "quay.io/org/app"),
         // a single component that is a key is a repository, not a registry
         ("ghcr.io", "docker.io", "library/ghcr.io"),
     ])
@@ -78,6 +77,15 @@ struct NamespaceRouterTests {
         #expect(error?.code == .nameUnknown)
         #expect(error?.status == 404)
         #expect(error?.message.contains("quay.io") == true)
+    }
+
+    /// A registry key that is not configured, in CRI-O's path form, is not sent to Docker Hub
+    /// as a repository named after the host.
+    @Test(arguments: ["quay.io/org/app", "registry.k8s.io/pause", "localhost:5000/app", "localhost/app"])
+    func unconfiguredRegistryInThePathIsNameUnknown(_ path: String) {
+        let error = #expect(throws: RegistryError.self) { try Self.route(path) }
+        #expect(error?.code == .nameUnknown)
+        #expect(error?.message.contains("is not configured") == true)
     }
 
     @Test func hostileNamespaceIsTruncatedInMessage() {
