@@ -13,6 +13,7 @@ run:
 deps:
 	@scripts/install-test-deps $(APT_PACKAGES)
 	@scripts/install-deploy-tools
+	@scripts/install-moto
 
 build:
 	$(SWIFT) build --build-tests

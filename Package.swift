@@ -57,6 +57,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        /// A small S3 client: SigV4 signing, object GET/HEAD/PUT/DELETE, list, multipart upload and
+        /// presigned GET URLs over AsyncHTTPClient. Hand-written because no Swift S3 library (Soto,
+        /// the AWS SDK) is available to this project.
+        .target(
+            name: "MirrorGateS3",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         /// Talking to upstream registries: HTTP, token auth, redirects, streaming bodies.
         .target(
             name: "MirrorGateUpstream",
@@ -150,7 +165,9 @@ let package = Package(
                 "MirrorGateHTTP",
                 "MirrorGateUpstream",
                 "MirrorGateLogging",
+                "MirrorGateS3",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
