@@ -227,16 +227,7 @@ public final class CacheJanitor: Service {
     /// A re-adopted file's manifest media type, if it is a manifest.
     private func manifestMediaType(_ digest: Digest, size: UInt64) async -> String? {
         guard size <= UInt64(PullService.manifestLimit), let bytes = try? await blobs.read(digest, limit: PullService.manifestLimit) else { return nil }
-        struct Probe: Decodable {
-            var mediaType: String?
-            var schemaVersion: Int?
-            var manifests: [AnyDescriptor]?
-            var layers: [AnyDescriptor]?
-        }
-        struct AnyDescriptor: Decodable {}
-        guard let probe = try? JSONDecoder().decode(Probe.self, from: Data(bytes.readableBytesView)), probe.schemaVersion == 2 else { return nil }
-        if let type = probe.mediaType { return type }
-        return probe.manifests != nil ? MediaType.ociIndex : (probe.layers != nil ? MediaType.ociManifest : nil)
+        return ManifestDocument.servedType(contentType: nil, body: bytes.readableBytesView)
     }
 }
 

@@ -79,7 +79,9 @@ extension PullService {
         if let claimed = response.header("docker-content-digest"), claimed != digest.description {
             throw RegistryError(.manifestUnknown, status: 502, "Docker-Content-Digest \(claimed) does not match the content (\(digest))")
         }
-        let mediaType = Self.mediaType(header: response.header("content-type"), body: bytes)
+        guard let mediaType = Self.servedType(response, bytes) else {
+            throw RegistryError(.manifestUnknown, status: 502, "\(upstream.name) answered with something that is not a manifest this gateway serves (Content-Type \(Self.quoted(response.header("content-type"))))")
+        }
         await store(manifest: bytes, digest: digest, mediaType: mediaType)
         await links.link(digest, registry: registry, repository: name.value)
         return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, fetched: true)

@@ -100,7 +100,7 @@ public final class PullService: Sendable {
         case .notAcceptable(let message):
             throw RegistryError(.manifestUnknown, message)
         case .serveLinuxAmd64Child:
-            guard let child = Self.linuxAmd64Child(of: manifest.bytes) else {
+            guard let child = ManifestDocument.decode(manifest.bytes.readableBytesView)?.linuxAmd64Child else {
                 throw RegistryError(.manifestUnknown, "manifest list has no linux/amd64 entry and the client does not accept manifest lists")
             }
             var resolved = try await manifestByDigest(registry: registry, name: name, digest: child)
@@ -128,7 +128,10 @@ public final class PullService: Sendable {
 
     /// The stored manifest `digest`, whoever it was fetched for (callers check the link).
     func cachedManifest(_ digest: Digest) async -> Manifest? {
+        // Only served manifest types: a record from an older version that stored whatever
+        // Content-Type an upstream sent (text/html) is not served.
         guard let record = try? await metadata.object(digest), let mediaType = record.mediaType,
+              ManifestDocument.servedTypes.contains(mediaType),
               let bytes = try? await blobs.read(digest, limit: Self.manifestLimit)
         else { return nil }
         janitor?.recordAccess(digest)
@@ -206,7 +209,20 @@ public final class PullService: Sendable {
             walk.fail(upstream, .init(.digestMismatch, "digest mismatch (content hashes to \(actual))"))
             return nil
         }
-        return (bytes, Self.mediaType(header: response.header("content-type"), body: bytes))
+        guard let mediaType = Self.servedType(response, bytes) else {
+            walk.fail(upstream, .init(.badResponse, "not a manifest this gateway serves (Content-Type \(Self.quoted(response.header("content-type"))))"))
+            return nil
+        }
+        return (bytes, mediaType)
+    }
+
+    /// The media type to store and serve an upstream's manifest under (nil: refuse it).
+    static func servedType(_ response: UpstreamResponse, _ bytes: ByteBuffer) -> String? {
+        ManifestDocument.servedType(contentType: response.header("content-type"), body: bytes.readableBytesView)
+    }
+
+    static func quoted(_ header: String?) -> String {
+        header.map { "'\($0.prefix(80))'" } ?? "none"
     }
 
     func store(manifest bytes: ByteBuffer, digest: Digest, mediaType: String) async {
@@ -226,39 +242,6 @@ public final class PullService: Sendable {
             if let storage = error as? StorageError { janitor?.storageFailed(storage) }
             logger.error("could not cache manifest", metadata: ["digest": "\(digest)", "error": "\(error)"])
         }
-    }
-
-    /// The media type of a manifest: the upstream's `Content-Type` without parameters, or the
-    /// body's `mediaType` field.
-    static func mediaType(header: String?, body: ByteBuffer) -> String {
-        if let header, let type = header.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased(),
-           !type.isEmpty, type != "application/json", type != "text/plain", type != MediaType.octetStream
-        {
-            return type
-        }
-        struct Probe: Decodable { var mediaType: String? }
-        if let probe = try? JSONDecoder().decode(Probe.self, from: Data(body.readableBytesView)), let type = probe.mediaType {
-            return type
-        }
-        return MediaType.ociManifest
-    }
-
-    /// The `linux/amd64` entry of a manifest list.
-    static func linuxAmd64Child(of bytes: ByteBuffer) -> Digest? {
-        struct List: Decodable {
-            struct Entry: Decodable {
-                struct Platform: Decodable {
-                    var os: String?
-                    var architecture: String?
-                }
-                var digest: String
-                var platform: Platform?
-            }
-            var manifests: [Entry]
-        }
-        guard let list = try? JSONDecoder().decode(List.self, from: Data(bytes.readableBytesView)) else { return nil }
-        let entry = list.manifests.first { $0.platform?.os == "linux" && $0.platform?.architecture == "amd64" }
-        return entry.flatMap { try? Digest(parsing: $0.digest) }
     }
 }
 

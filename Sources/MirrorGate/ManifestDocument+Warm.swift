@@ -1,34 +1,8 @@
 import Foundation
 import RegistryModel
 
-/// The parts of an image manifest, OCI index or Docker manifest list that `mirrorgate warm`
-/// follows: child manifests with their platforms, the config and the layers.
-struct ManifestDocument: Decodable, Sendable {
-    /// A content descriptor.
-    struct Descriptor: Decodable, Sendable {
-        struct Platform: Decodable, Sendable {
-            var os: String
-            var architecture: String
-            var variant: String?
-        }
-        var mediaType: String?
-        var digest: String
-        var size: Int64
-        var platform: Platform?
-        /// Where non-distributable (foreign) layers are fetched from instead of the registry.
-        var urls: [String]?
-
-        var imagePlatform: ImagePlatform? {
-            platform.map { ImagePlatform(os: $0.os, architecture: $0.architecture, variant: $0.variant) }
-        }
-    }
-
-    var schemaVersion: Int?
-    var mediaType: String?
-    var manifests: [Descriptor]?
-    var config: Descriptor?
-    var layers: [Descriptor]?
-
+/// What `mirrorgate warm` needs of a fetched manifest (the decoder is RegistryModel's).
+extension ManifestDocument {
     /// What a manifest is.
     enum Kind: Equatable {
         /// An OCI index or Docker manifest list.
@@ -40,11 +14,8 @@ struct ManifestDocument: Decodable, Sendable {
     /// Decodes `manifest`, telling an index from an image by the served media type, else the
     /// `mediaType` field, else its shape. Docker schema 1 and unknown types are refused.
     static func decode(_ manifest: GatewayClient.FetchedManifest) throws -> (ManifestDocument, Kind) {
-        let document: ManifestDocument
-        do {
-            document = try JSONDecoder().decode(ManifestDocument.self, from: manifest.bytes)
-        } catch {
-            throw GatewayClient.Failure("manifest \(manifest.digest) is not a valid manifest: \(error)")
+        guard let document = ManifestDocument.decode(manifest.bytes) else {
+            throw GatewayClient.Failure("manifest \(manifest.digest) is not a valid manifest")
         }
         let type = [manifest.mediaType, document.mediaType ?? ""].first { !$0.isEmpty && $0 != MediaType.octetStream && $0 != "application/json" }
         switch type {
