@@ -66,7 +66,12 @@ extension PullService {
                 await walk.reject(response)
                 continue
             }
-            return PassThroughBlob(digest: digest, size: response.contentLength, response: response)
+            if let size = response.contentLength, size > config.storage.maxBlobSize {
+                await response.discardBody()
+                walk.fail(upstream, .init(.tooLarge, "announced \(size) bytes, more than storage.max_blob_size (\(config.storage.maxBlobSize))"))
+                continue
+            }
+            return PassThroughBlob(digest: digest, size: response.contentLength, response: response, maxSize: config.storage.maxBlobSize)
         }
         throw walk.clientError(notFound: RegistryError(.blobUnknown, "blob unknown to every upstream: \(digest)"))
     }
@@ -79,6 +84,13 @@ extension PullService {
         case tags
         /// `referrers/<digest>`
         case referrers(Digest)
+
+        var noun: String {
+            switch self {
+            case .tags: "tag list"
+            case .referrers: "referrers index"
+            }
+        }
     }
 
     /// `GET /v2/<name>/tags/list` or `/referrers/<digest>` from the first upstream that has it.
@@ -95,8 +107,14 @@ extension PullService {
                 continue
             }
             guard let body = await walk.collect(response, limit: Self.manifestLimit) else { continue }
+            // What is passed through must be what the endpoint returns: a tag list, or an OCI
+            // index of referrers, served with that type whatever the upstream labelled it.
+            guard let contentType = Self.listingType(listing, body) else {
+                walk.fail(upstream, .init(.badResponse, "answered with something that is not a \(listing.noun) (Content-Type \(Self.quoted(response.header("content-type"))))"))
+                continue
+            }
             return PassThrough(
-                status: 200, contentType: response.header("content-type"), body: body,
+                status: 200, contentType: contentType, body: body,
                 nextQuery: response.header("link").flatMap(Self.nextLinkQuery), source: upstream.name,
                 skipped: walk.note)
         }
@@ -108,6 +126,21 @@ extension PullService {
             RegistryError(.unsupported, status: 404, "no upstream of this registry offers the referrers API for \(name); use the sha256-<hex> tag schema")
         }
         throw walk.clientError(notFound: notFound)
+    }
+
+    /// The content type of a valid listing body, nil when the body is not one.
+    static func listingType(_ listing: Listing, _ body: ByteBuffer) -> String? {
+        switch listing {
+        case .tags:
+            struct TagList: Decodable {
+                var name: String
+                var tags: [String]?
+            }
+            return (try? JSONDecoder().decode(TagList.self, from: Data(body.readableBytesView))) != nil ? "application/json" : nil
+        case .referrers:
+            guard let index = ManifestDocument.decode(body.readableBytesView), index.manifests != nil else { return nil }
+            return MediaType.ociIndex
+        }
     }
 
     /// The query of a `Link: <url>; rel="next"` header.
