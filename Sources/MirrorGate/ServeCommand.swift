@@ -64,8 +64,11 @@ struct ServeCommand: AsyncParsableCommand {
         let pool = UpstreamPool(
             client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), ledger: ledger, logger: logger)
         let fetcher = BlobFetcher(
-            pool: pool, blobs: blobs, metadata: metadata, stallTimeout: config.health.timeout,
-            maxConcurrentFetches: config.limits.maxConcurrentFetches, logger: logger)
+            pool: pool, blobs: blobs, metadata: metadata,
+            limits: .init(
+                stallTimeout: config.health.timeout, maxConcurrentFetches: config.limits.maxConcurrentFetches,
+                maxBlobSize: config.storage.maxBlobSize, minRate: config.limits.minFetchRate, rateGrace: config.limits.fetchRateGrace),
+            logger: logger)
         fetcher.storageFailures.withLock { $0 = { janitor.storageFailed($0) } }
         fetcher.committed.withLock { $0 = { await janitor.enforceCap() } }
         let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)

@@ -55,11 +55,15 @@ public struct ConfigLoader: Sendable {
 
         var storage = StorageConfig(path: "./data", maxSize: 50 << 30)
         if let node = top["storage"] {
-            let s = try node.mapping(allowed: ["path", "max_size"])
+            let s = try node.mapping(allowed: ["path", "max_size", "max_blob_size"])
             if let p = s["path"] { storage.path = try p.nonEmptyString() }
             if let m = s["max_size"] {
                 storage.maxSize = try m.byteSize()
                 guard storage.maxSize >= 1 << 20 else { throw m.invalid("must be at least 1MiB") }
+            }
+            if let b = s["max_blob_size"] {
+                storage.maxBlobSize = try b.byteSize()
+                guard storage.maxBlobSize >= 1 << 20 else { throw b.invalid("must be at least 1MiB") }
             }
         }
 
@@ -185,7 +189,9 @@ public struct ConfigLoader: Sendable {
     private func limits(_ node: ConfigNode?) throws(ConfigError) -> LimitsConfig {
         var limits = LimitsConfig()
         guard let node else { return limits }
-        let l = try node.mapping(allowed: ["max_header_size", "idle_timeout", "send_timeout", "max_concurrent_fetches"])
+        let l = try node.mapping(allowed: [
+            "max_header_size", "idle_timeout", "send_timeout", "max_concurrent_fetches", "min_fetch_rate", "fetch_rate_grace",
+        ])
         if let h = l["max_header_size"] {
             let size = try h.byteSize()
             guard size >= 4 << 10, size <= 1 << 20 else { throw h.invalid("must be from 4KiB to 1MiB") }
@@ -200,6 +206,11 @@ public struct ConfigLoader: Sendable {
             guard limits.sendTimeout >= .seconds(1) else { throw s.invalid("must be at least 1s") }
         }
         if let f = l["max_concurrent_fetches"] { limits.maxConcurrentFetches = try f.int(min: 1, max: 10_000) }
+        if let r = l["min_fetch_rate"] { limits.minFetchRate = try r.byteSize() }
+        if let g = l["fetch_rate_grace"] {
+            limits.fetchRateGrace = try g.duration()
+            guard limits.fetchRateGrace >= .seconds(1) else { throw g.invalid("must be at least 1s") }
+        }
         return limits
     }
 

@@ -70,9 +70,17 @@ public struct StorageConfig: Sendable, Equatable {
     public var path: String
     /// Upper bound of the cache in bytes.
     public var maxSize: UInt64
-    public init(path: String, maxSize: UInt64) {
+    /// The largest blob fetched: an upstream announcing more, or sending more, fails for it.
+    public var maxBlobSize: UInt64
+
+    /// 16 GiB: above the largest layers seen in practice (GPU base images have multi-GiB
+    /// layers), far below what a hostile `Content-Length` can claim.
+    public static let defaultMaxBlobSize: UInt64 = 16 << 30
+
+    public init(path: String, maxSize: UInt64, maxBlobSize: UInt64 = StorageConfig.defaultMaxBlobSize) {
         self.path = path
         self.maxSize = maxSize
+        self.maxBlobSize = maxBlobSize
     }
 }
 

@@ -67,12 +67,23 @@ public struct LimitsConfig: Sendable, Equatable {
     /// A response whose client reads nothing for this long is abandoned and the connection closed.
     public var sendTimeout: Duration
     /// Upstream blob fetches running at once; more wait their turn (their clients wait too).
+    /// No one registry's upstreams may hold more than three quarters of them.
     public var maxConcurrentFetches: Int
+    /// A blob fetch slower than this (bytes per second, averaged over ``fetchRateGrace``) is
+    /// that upstream's failure: the fetch moves on to the next upstream.
+    public var minFetchRate: UInt64
+    /// How long a fetch may run below ``minFetchRate`` (also the window the rate is taken over).
+    public var fetchRateGrace: Duration
 
-    public init(maxHeaderSize: Int = 64 << 10, idleTimeout: Duration = .seconds(60), sendTimeout: Duration = .seconds(60), maxConcurrentFetches: Int = 32) {
+    public init(
+        maxHeaderSize: Int = 64 << 10, idleTimeout: Duration = .seconds(60), sendTimeout: Duration = .seconds(60), maxConcurrentFetches: Int = 32,
+        minFetchRate: UInt64 = 16 << 10, fetchRateGrace: Duration = .seconds(30)
+    ) {
         self.maxHeaderSize = maxHeaderSize
         self.idleTimeout = idleTimeout
         self.sendTimeout = sendTimeout
         self.maxConcurrentFetches = maxConcurrentFetches
+        self.minFetchRate = minFetchRate
+        self.fetchRateGrace = fetchRateGrace
     }
 }

@@ -43,47 +43,63 @@ public final class BlobFetcher: Service {
     }
     /// Bytes promised to running fetches, so concurrent fetches cannot together overflow
     /// the disk after each passed the free-space check alone.
-    private let reservations = Mutex<[Digest: UInt64]>([:])
+    let reservations = Mutex<[Digest: UInt64]>([:])
     private let jobs: AsyncStream<Job>
     private let submit: AsyncStream<Job>.Continuation
     let pool: UpstreamPool
     let blobs: any BlobStore
     let metadata: any MetadataStore
-    let stallTimeout: Duration
+    let limits: Limits
     /// Which repositories hold which content; a committed blob is linked to the repository it
     /// was fetched for.
     let links: RepositoryLinks
     let threadPool: NIOThreadPool
-    /// Upstream fetches running at once.
-    let maxConcurrentFetches: Int
+    /// `limits.max_concurrent_fetches`, shared fairly between registries.
+    let slots: FetchSlots
     let logger: Logger
 
+    /// What bounds a fetch.
+    public struct Limits: Sendable {
+        /// No byte for this long from an upstream: that upstream failed (`health.timeout`).
+        public var stallTimeout: Duration
+        /// Fetches running at once (`limits.max_concurrent_fetches`).
+        public var maxConcurrentFetches: Int
+        /// The largest blob fetched (`storage.max_blob_size`).
+        public var maxBlobSize: UInt64
+        /// Slower than this, averaged over ``rateGrace``, is that upstream's failure (0: off).
+        public var minRate: UInt64
+        public var rateGrace: Duration
+
+        public init(stallTimeout: Duration, maxConcurrentFetches: Int = 32, maxBlobSize: UInt64 = 16 << 30, minRate: UInt64 = 0, rateGrace: Duration = .seconds(30)) {
+            self.stallTimeout = stallTimeout
+            self.maxConcurrentFetches = max(1, maxConcurrentFetches)
+            self.maxBlobSize = maxBlobSize
+            self.minRate = minRate
+            self.rateGrace = rateGrace
+        }
+    }
+
     public init(
-        pool: UpstreamPool, blobs: any BlobStore, metadata: any MetadataStore, stallTimeout: Duration,
-        maxConcurrentFetches: Int = 32, threadPool: NIOThreadPool = .singleton, logger: Logger
+        pool: UpstreamPool, blobs: any BlobStore, metadata: any MetadataStore, limits: Limits,
+        threadPool: NIOThreadPool = .singleton, logger: Logger
     ) {
-        self.maxConcurrentFetches = max(1, maxConcurrentFetches)
+        self.limits = limits
+        self.slots = FetchSlots(capacity: limits.maxConcurrentFetches)
         (jobs, submit) = AsyncStream.makeStream(of: Job.self)
         self.pool = pool
         self.blobs = blobs
         self.metadata = metadata
-        self.stallTimeout = stallTimeout
         self.links = RepositoryLinks(index: metadata, logger: logger)
         self.threadPool = threadPool
         self.logger = logger
     }
 
     public func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            var running = 0
+        await withDiscardingTaskGroup { group in
             for await job in jobs.cancelOnGracefulShutdown() {
-                // `limits.max_concurrent_fetches`: later fetches wait here, their clients with them.
-                if running >= maxConcurrentFetches {
-                    await group.next()
-                    running -= 1
-                }
+                // Each fetch waits for its slot (`limits.max_concurrent_fetches`) in its task,
+                // its clients with it.
                 group.addTask { await self.fetch(job) }
-                running += 1
             }
         }
     }
@@ -123,6 +139,12 @@ public final class BlobFetcher: Service {
     private func fetch(_ job: Job) async {
         let blob = job.blob
         let digest = blob.digest
+        guard await slots.acquire(job.registry) else {
+            _ = inflight.withLock { $0.removeValue(forKey: FlightKey(registry: job.registry, digest: digest)) }
+            blob.finish(.failed(RegistryError(.blobUnknown, status: 503, "the gateway is stopping")), size: nil)
+            return
+        }
+        defer { slots.release(job.registry) }
         defer {
             _ = inflight.withLock { $0.removeValue(forKey: FlightKey(registry: job.registry, digest: digest)) }
             _ = reservations.withLock { $0.removeValue(forKey: digest) }
@@ -224,191 +246,5 @@ public final class BlobFetcher: Service {
             guard fd >= 0 else { throw StorageError.io(operation: "open", path: path, errno: errno) }
             return InFlightBlob.SharedFile(fd: fd)
         }
-    }
-
-    enum TransferResult: Sendable {
-        /// The body arrived to its end (the caller checks the digest).
-        case complete
-        /// The cache cannot take it.
-        case storage(StorageError)
-        /// The upstream did not deliver; its outcome is recorded in the walk.
-        case answered
-    }
-
-    /// How pumping one body ended.
-    enum PumpResult: Sendable {
-        case complete
-        case storage(StorageError)
-        case failed(UpstreamAttempts.Failure)
-
-        var transfer: TransferResult {
-            switch self {
-            case .complete: .complete
-            case .storage(let error): .storage(error)
-            case .failed: .answered
-            }
-        }
-    }
-
-    /// Moves bytes from one upstream into the ingest, continuing at `written`.
-    private func transfer(
-        from upstream: Upstream, walk: inout UpstreamWalk, job: Job, ingest: any BlobIngest, hasher: inout ContentHasher,
-        written: inout UInt64, size: inout UInt64?
-    ) async -> TransferResult {
-        guard let response = await walk.send(to: upstream) else { return .answered }
-        var skip: UInt64 = 0
-        switch response.status {
-        case 200:
-            skip = written
-            if let length = response.contentLength {
-                if let size, size != length {
-                    await response.discardBody()
-                    walk.fail(upstream, .init(.badResponse, "size \(length) differs from \(size) announced earlier", status: 200))
-                    return .answered
-                }
-                size = length
-            }
-        case 206 where written > 0:
-            guard let range = response.header("content-range"), let start = Self.contentRangeStart(range), start == written else {
-                await response.discardBody()
-                walk.fail(upstream, .init(.badResponse, "206 with an unexpected Content-Range", status: 206))
-                return .answered
-            }
-            if size == nil, let total = Self.contentRangeTotal(response.header("content-range") ?? "") { size = total }
-        default:
-            await walk.reject(response)
-            return .answered
-        }
-        // A blob that cannot fit fails now, before any reader has a byte of it, so every
-        // client can be served as a pass-through instead of being cut off half-way.
-        if written == 0, let size, let free = await blobs.availableSpace() {
-            let digest = job.blob.digest
-            let fits = reservations.withLock { reserved -> Bool in
-                let others = reserved.filter { $0.key != digest }.values.reduce(0, +)
-                guard free >= others + size + Self.spaceMargin else { return false }
-                reserved[digest] = size
-                return true
-            }
-            if !fits {
-                await response.discardBody()
-                return .storage(.io(operation: "reserve \(size) bytes", path: "cache", errno: ENOSPC))
-            }
-        }
-        job.blob.publishHead(size: size)
-
-        // Pump the body in a child task; a watchdog child fails the transfer (and cancels the
-        // pump, which cancels the upstream request) when no byte arrives for `stallTimeout`.
-        let progress = ProgressClock()
-        let stall = stallTimeout
-        let blob = job.blob
-        let startHasher = hasher
-        let startWritten = written
-        let knownSize = size
-        let skipStart = skip
-        let body = response.body
-        enum Child: Sendable {
-            case watchdog(PumpResult)
-            case pump(PumpResult, ContentHasher, UInt64)
-        }
-        let (outcome, finalHasher, finalWritten) = await withTaskGroup(of: Child.self) { group in
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: stall / 4)
-                    if progress.idle > stall {
-                        return .watchdog(.failed(.init(.timeout, "body stalled for more than \(stall)")))
-                    }
-                }
-                return .watchdog(.complete)
-            }
-            group.addTask {
-                var hasher = startHasher
-                var written = startWritten
-                var skip = skipStart
-                var result: PumpResult = .complete
-                do {
-                    for try await var chunk in body {
-                        progress.tick()
-                        if skip > 0 {
-                            let drop = Int(min(skip, UInt64(chunk.readableBytes)))
-                            chunk.moveReaderIndex(forwardBy: drop)
-                            skip -= UInt64(drop)
-                            if chunk.readableBytes == 0 { continue }
-                        }
-                        if let knownSize, written + UInt64(chunk.readableBytes) > knownSize {
-                            result = .failed(.init(.badResponse, "sent more bytes than its Content-Length"))
-                            break
-                        }
-                        hasher.update(chunk)
-                        try await ingest.write(chunk)
-                        // Everything but the newest chunk becomes visible to readers.
-                        blob.publishVisible(written)
-                        written += UInt64(chunk.readableBytes)
-                        progress.tick()
-                    }
-                    if case .complete = result, let knownSize, written != knownSize {
-                        result = .failed(.init(.badResponse, "body ended after \(written) of \(knownSize) bytes"))
-                    }
-                } catch let storage as StorageError {
-                    result = .storage(storage)
-                } catch {
-                    result = .failed(.init(.connection, "body failed: \(UpstreamClient.classify(error))"))
-                }
-                return .pump(result, hasher, written)
-            }
-            var verdict: PumpResult?
-            var pumped: (PumpResult, ContentHasher, UInt64)?
-            while let child = await group.next() {
-                switch child {
-                case .watchdog(let result):
-                    if case .failed = result, pumped == nil { verdict = result }
-                    group.cancelAll()
-                case .pump(let result, let hasher, let written):
-                    pumped = (result, hasher, written)
-                    group.cancelAll()
-                }
-            }
-            let (result, hasher, written) = pumped!
-            return (verdict ?? result, hasher, written)
-        }
-        hasher = finalHasher
-        written = finalWritten
-        if case .failed(let failure) = outcome {
-            walk.fail(upstream, failure)
-            return .answered
-        }
-        return outcome.transfer
-    }
-
-    /// Space kept free beyond a blob's size (metadata, other fetches).
-    static let spaceMargin: UInt64 = 8 << 20
-
-    /// `bytes 100-199/1000` → 100
-    static func contentRangeStart(_ header: String) -> UInt64? {
-        guard header.lowercased().hasPrefix("bytes ") else { return nil }
-        let spec = header.dropFirst(6)
-        guard let dash = spec.firstIndex(of: "-") else { return nil }
-        return UInt64(spec[..<dash].trimmingCharacters(in: .whitespaces))
-    }
-
-    /// `bytes 100-199/1000` → 1000
-    static func contentRangeTotal(_ header: String) -> UInt64? {
-        guard let slash = header.lastIndex(of: "/") else { return nil }
-        return UInt64(header[header.index(after: slash)...].trimmingCharacters(in: .whitespaces))
-    }
-}
-
-
-/// Milliseconds since the last byte of a transfer, readable from a watchdog task.
-final class ProgressClock: Sendable {
-    private let start = ContinuousClock.now
-    private let lastTick = Atomic<Int64>(0)
-
-    func tick() {
-        lastTick.store(Int64((ContinuousClock.now - start) / .milliseconds(1)), ordering: .relaxed)
-    }
-
-    /// Time since the last tick.
-    var idle: Duration {
-        .milliseconds(Int64((ContinuousClock.now - start) / .milliseconds(1)) - lastTick.load(ordering: .relaxed))
     }
 }

@@ -48,6 +48,7 @@ public final class InFlightBlob: Sendable {
 
     private let state = Mutex(State())
     private let readerCount = Atomic<Int>(0)
+    private let notCacheable = Atomic<Bool>(false)
     private let threadPool: NIOThreadPool
     /// Largest chunk handed to a reader at once.
     static let readChunk = 256 << 10
@@ -65,6 +66,14 @@ public final class InFlightBlob: Sendable {
             s.file = file
         }
     }
+
+    /// The blob does not fit the cache's free space: its clients are passed through.
+    func markTooLargeToCache() {
+        notCacheable.store(true, ordering: .relaxed)
+    }
+
+    /// Whether an upstream had the blob but it did not fit the cache (serve it as a pass-through).
+    public var didNotFit: Bool { notCacheable.load(ordering: .relaxed) }
 
     func publishHead(size: UInt64?) {
         update { s in

@@ -277,8 +277,9 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             log.upstreamAtEnd = { (blob.source, blob.skipped) }
             log.cache = .miss
             let head = await Self.result { () throws(RegistryError) in try await blob.size() }
-            if case .failure = head, service.janitor?.isWritable == false {
-                // The fetch could not be cached (disk full) before sending anything: pass through.
+            if case .failure = head, service.janitor?.isWritable == false || blob.didNotFit {
+                // The fetch could not be cached (disk full, or this blob does not fit) before
+                // sending anything: pass it through, verified, uncached.
                 let passing = try await service.passThroughBlob(registry: registry, name: name, digest: digest)
                 return try await passThrough(passing, request: request, headers: headers, log: &log)
             }
