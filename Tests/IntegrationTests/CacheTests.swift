@@ -380,7 +380,7 @@ struct CacheTests {
                 }
                 let log = gateway.logText().lowercased()
                 #expect(
-                    ["no space left", "enospc", "disk full", "storage is full"].contains { log.contains($0) },
+                    ["no space left", "enospc", "disk full", "storage is full", "do not fit the cache's free space"].contains { log.contains($0) },
                     "the log does not mention the full disk\n\(gateway.logTail(lines: 30))")
                 #expect(!fixture.layers.allSatisfy { cache.contains($0.digest) }, "36 MiB of layers cached on a 24 MiB file system?")
                 #expect(cache.verifyBlobs() == [])

@@ -19,7 +19,8 @@ struct GracefulShutdownTests {
         try await UpstreamRegistry.with { upstream in
             try await skopeo.push(fixture, to: upstream.hostPort, repository: "library/big")
             var config = GatewayConfig.upstreams([upstream.url])
-            config.extraYAML = "shutdown: {grace: 2s, drain_timeout: 30s}\n"
+            config.shutdownGrace = "2s"
+            config.drainTimeout = "30s"
             let gateway = try await GatewayProcess.start(config)
             defer { Task { await gateway.stop() } }
             let url = "\(gateway.url)/v2/library/big/blobs/\(layer.digest)"

@@ -37,6 +37,8 @@ struct HarnessTests {
               interval: 15s
               timeout: 2s
               failure_threshold: 3
+            shutdown:
+              grace: 0s
             registries:
               docker.io:
                 upstreams:

@@ -91,12 +91,12 @@ struct SecurityTests {
                 let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "library/tls-app", reference: "v1")
                 #expect(pulled.allDigests == fixture.allDigests)
 
-                // A slow download (cached 8 MiB layer at 2 MiB/s) spanning the reload.
+                // A slow download (cached 8 MiB layer at 1 MiB/s) spanning the reload.
                 let layer = fixture.layers[0]
                 let out = files.appending("layer.bin")
                 let download = try ManagedProcess(
                     name: "slow-curl", executable: curl,
-                    arguments: ["-sS", "-f", "--limit-rate", "2M", "--cacert", files.appending("cert1.pem").path,
+                    arguments: ["-sS", "-f", "--limit-rate", "1M", "--cacert", files.appending("cert1.pem").path,
                                 "-o", out.path, "\(gateway.url)/v2/library/tls-app/blobs/\(layer.digest)"],
                     stdoutLog: files.appending("curl.log"))
                 try await Task.sleep(for: .milliseconds(700))

@@ -59,6 +59,13 @@ public struct GatewayConfig: Sendable, Hashable {
     public var storagePath: String?
     /// `storage.max_size`.
     public var maxSize: String
+    /// `storage.max_blob_size` (left out when nil).
+    public var maxBlobSize: String?
+    /// `shutdown.grace`: 0s by default here, so stopping a test's gateway takes no grace
+    /// period (the gateway's own default is 5s); nil leaves the key out.
+    public var shutdownGrace: String? = "0s"
+    /// `shutdown.drain_timeout` (left out when nil).
+    public var drainTimeout: String?
     /// `tags.ttl`.
     public var tagTTL: String
     /// `tags.serve_stale`.
@@ -128,6 +135,7 @@ public struct GatewayConfig: Sendable, Hashable {
             "storage:",
             "  path: \(Self.quoted(storagePath ?? "./data"))",
             "  max_size: \(maxSize)",
+        ] + (maxBlobSize.map { ["  max_blob_size: \($0)"] } ?? []) + [
             "tags:",
             "  ttl: \(tagTTL)",
             "  serve_stale: \(serveStale)",
@@ -137,6 +145,11 @@ public struct GatewayConfig: Sendable, Hashable {
             "  timeout: \(healthTimeout)",
             "  failure_threshold: \(failureThreshold)",
         ]
+        if shutdownGrace != nil || drainTimeout != nil {
+            lines.append("shutdown:")
+            if let shutdownGrace { lines.append("  grace: \(shutdownGrace)") }
+            if let drainTimeout { lines.append("  drain_timeout: \(drainTimeout)") }
+        }
         if registries.isEmpty {
             lines.append("registries: {}")
         } else {
