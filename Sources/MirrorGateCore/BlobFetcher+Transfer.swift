@@ -5,9 +5,6 @@ import NIOCore
 import RegistryModel
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One upstream's part of a blob fetch: the head checks (size, range, room in the cache), then
 /// the body pumped into the ingest under a watchdog.
@@ -38,7 +35,7 @@ extension BlobFetcher {
 
     /// Moves bytes from one upstream into the ingest, continuing at `written`.
     func transfer(
-        from upstream: Upstream, walk: inout UpstreamWalk, job: Job, ingest: any BlobIngest, hasher: inout ContentHasher,
+        from upstream: Upstream, walk: inout UpstreamWalk, job: Job, spool: Spool, hasher: inout ContentHasher,
         written: inout UInt64, size: inout UInt64?
     ) async -> TransferResult {
         guard let response = await walk.send(to: upstream) else { return .answered }
@@ -150,7 +147,7 @@ extension BlobFetcher {
                             break
                         }
                         hasher.update(chunk)
-                        try await ingest.write(chunk)
+                        try await spool.write(chunk)
                         // Everything but the newest chunk becomes visible to readers.
                         blob.publishVisible(written)
                         written += UInt64(chunk.readableBytes)

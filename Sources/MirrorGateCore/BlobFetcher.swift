@@ -9,10 +9,6 @@ import RegistryModel
 import ServiceLifecycle
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Runs upstream blob fetches: one per digest however many clients ask at once, each in a
 /// task of this service's task group (so a fetch outlives the client that started it, fills
 /// the cache, and is cancelled on shutdown).
@@ -110,7 +106,7 @@ public final class BlobFetcher: Service {
         let key = FlightKey(registry: registry, digest: digest)
         let (flight, isNew) = inflight.withLock { map -> (Flight, Bool) in
             if let existing = map[key] { return (existing, false) }
-            let flight = Flight(blob: InFlightBlob(digest: digest, threadPool: threadPool), repository: repository)
+            let flight = Flight(blob: InFlightBlob(digest: digest), repository: repository)
             map[key] = flight
             return (flight, true)
         }
@@ -152,12 +148,10 @@ public final class BlobFetcher: Service {
         // A request that just missed the cache while the previous fetch of this digest was
         // finishing: serve the stored file instead of fetching again (only when this
         // repository is known to hold it; otherwise the fetch below is its confirmation).
-        if case .file(let path, let size)? = try? await blobs.locate(digest),
-           await links.isLinked(digest, registry: job.registry, repository: job.repository.value),
-           let file = try? await openFile(path)
+        if let size = try? await blobs.size(of: digest),
+           await links.isLinked(digest, registry: job.registry, repository: job.repository.value)
         {
-            blob.begin(file: file, restart: false)
-            blob.finish(.verified, size: size)
+            blob.finishStored(in: blobs, size: size)
             return
         }
         var restart = false
@@ -165,13 +159,12 @@ public final class BlobFetcher: Service {
         var served: String?
         var note: String?
         fetchLoop: while true {
-            var ingest: (any BlobIngest)?
+            var spool: Spool?
             var walk = pool.walk(registry: job.registry, ask: .blob(digest, method: .GET, from: 0), repository: job.repository, excluding: mismatched)
             do {
-                let newIngest = try await blobs.makeIngest(for: digest)
-                ingest = newIngest
-                let file = try await openReader(newIngest)
-                blob.begin(file: file, restart: restart)
+                let newSpool = try await blobs.makeSpool(for: digest)
+                spool = newSpool
+                blob.begin(spool: newSpool, restart: restart)
                 var hasher = ContentHasher(digest.algorithm)
                 var written: UInt64 = 0
                 var size: UInt64?
@@ -179,7 +172,7 @@ public final class BlobFetcher: Service {
                     let before = written
                     walk.ask = .blob(digest, method: .GET, from: written)
                     let result = await transfer(
-                        from: upstream, walk: &walk, job: job, ingest: newIngest, hasher: &hasher, written: &written, size: &size)
+                        from: upstream, walk: &walk, job: job, spool: newSpool, hasher: &hasher, written: &written, size: &size)
                     GatewayMetrics.upstreamBytes(upstream, kind: .blob, bytes: written - before)
                     switch result {
                     case .complete:
@@ -191,13 +184,13 @@ public final class BlobFetcher: Service {
                             walk.fail(upstream, .init(.digestMismatch, "digest mismatch (content hashes to \(actual))"))
                             mismatched.insert(upstream.id)
                             note = walk.note
-                            await newIngest.discard()
-                            ingest = nil
+                            await newSpool.discard()
+                            spool = nil
                             restart = true
                             continue fetchLoop
                         }
-                        try await newIngest.commit(verifiedAs: actual)
-                        ingest = nil
+                        try await blobs.commit(newSpool, verifiedAs: actual)
+                        spool = nil
                         let now = Date()
                         try? await metadata.saveObject(ObjectRecord(digest: digest, size: written, mediaType: nil, createdAt: now, lastAccess: now))
                         await links.link(digest, registry: job.registry, repository: job.repository.value)
@@ -212,14 +205,14 @@ public final class BlobFetcher: Service {
                         continue
                     }
                 }
-                await ingest?.discard()
-                ingest = nil
+                await spool?.discard()
+                spool = nil
                 note = [note, walk.note].compactMap { $0 }.joined(separator: "; ").nonEmpty
                 let error = walk.clientError(notFound: RegistryError(.blobUnknown, "blob unknown to every upstream: \(digest)"))
                 blob.finish(.failed(error), size: nil, skipped: note)
                 break fetchLoop
             } catch {
-                await ingest?.discard()
+                await spool?.discard()
                 let message = (error as? StorageError)?.description ?? "\(error)"
                 if let storage = error as? StorageError, let report = storageFailures.withLock({ $0 }) { report(storage) }
                 logger.error("blob fetch failed in storage", metadata: ["digest": "\(digest)", "error": "\(message)"])
@@ -233,18 +226,4 @@ public final class BlobFetcher: Service {
         ])
     }
 
-    private func openReader(_ ingest: any BlobIngest) async throws -> InFlightBlob.SharedFile {
-        guard let path = (ingest as? any LocalBlobIngest)?.temporaryPath else {
-            throw StorageError.metadata("blob store does not expose in-flight files")
-        }
-        return try await openFile(path)
-    }
-
-    private func openFile(_ path: String) async throws -> InFlightBlob.SharedFile {
-        try await threadPool.runIfActive {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw StorageError.io(operation: "open", path: path, errno: errno) }
-            return InFlightBlob.SharedFile(fd: fd)
-        }
-    }
 }

@@ -19,7 +19,7 @@ public final class CacheJanitor: Service {
         public var sizeAfter: UInt64
     }
 
-    let blobs: FileBlobStore
+    let blobs: any BlobStore
     let metadata: any MetadataStore
     let maxSize: UInt64
     let interval: Duration
@@ -30,7 +30,7 @@ public final class CacheJanitor: Service {
     private let unwritable = Mutex<String?>(nil)
     private let passRunning = Mutex(false)
 
-    public init(blobs: FileBlobStore, metadata: any MetadataStore, maxSize: UInt64, interval: Duration = .seconds(5), logger: Logger) {
+    public init(blobs: any BlobStore, metadata: any MetadataStore, maxSize: UInt64, interval: Duration = .seconds(5), logger: Logger) {
         self.blobs = blobs
         self.metadata = metadata
         self.maxSize = maxSize

@@ -1,28 +1,14 @@
 import MirrorGateStorage
 import NIOCore
-import NIOPosix
 import RegistryModel
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
-/// A blob being fetched from upstream into a temporary file, shared by every client that
-/// asks for it meanwhile. Readers follow the growing file with their own pace; the bytes of
-/// the newest chunk stay hidden until the next one lands or the digest verifies, so no
-/// client ever receives a complete blob that fails verification.
+/// A blob being fetched from upstream into a local ``Spool``, shared by every client that
+/// asks for it meanwhile. Readers follow the growing spool at their own pace; the bytes of the
+/// newest chunk stay hidden until the next one lands or the digest verifies, so no client ever
+/// receives a complete blob that fails verification.
 public final class InFlightBlob: Sendable {
     public let digest: Digest
-
-    /// An open read descriptor of one temporary file; closed when the last holder lets go.
-    final class SharedFile: Sendable {
-        let fd: Int32
-        init(fd: Int32) { self.fd = fd }
-        deinit { close(fd) }
-    }
 
     enum Outcome: Sendable {
         case verified
@@ -33,7 +19,9 @@ public final class InFlightBlob: Sendable {
         var version: UInt64 = 0
         /// Bumped when the fetch restarts from byte 0 (after a digest mismatch).
         var generation: Int = 0
-        var file: SharedFile?
+        var spool: Spool?
+        /// The store, when the blob turned out to be stored already (read from there instead).
+        var store: (any BlobStore)?
         var size: UInt64?
         var headKnown = false
         /// Bytes readers may take.
@@ -49,21 +37,19 @@ public final class InFlightBlob: Sendable {
     private let state = Mutex(State())
     private let readerCount = Atomic<Int>(0)
     private let notCacheable = Atomic<Bool>(false)
-    private let threadPool: NIOThreadPool
     /// Largest chunk handed to a reader at once.
     static let readChunk = 256 << 10
 
-    init(digest: Digest, threadPool: NIOThreadPool) {
+    init(digest: Digest) {
         self.digest = digest
-        self.threadPool = threadPool
     }
 
     // MARK: Writer side (the fetch)
 
-    func begin(file: SharedFile, restart: Bool) {
+    func begin(spool: Spool, restart: Bool) {
         update { s in
             if restart { s.generation += 1; s.visible = 0; s.size = nil; s.headKnown = false }
-            s.file = file
+            s.spool = spool
         }
     }
 
@@ -83,6 +69,17 @@ public final class InFlightBlob: Sendable {
 
     func publishVisible(_ bytes: UInt64) {
         update { s in s.visible = max(s.visible, bytes) }
+    }
+
+    /// The blob was committed by the fetch before this one: readers read the store.
+    func finishStored(in store: any BlobStore, size: UInt64) {
+        update { s in
+            s.store = store
+            s.size = size
+            s.visible = size
+            s.headKnown = true
+            s.outcome = .verified
+        }
     }
 
     func finish(_ outcome: Outcome, size: UInt64?, source: String? = nil, skipped: String? = nil) {
@@ -105,15 +102,24 @@ public final class InFlightBlob: Sendable {
         for w in waiters { w.resume() }
     }
 
+    /// Waits until the state moves past `version`, or the waiting task is cancelled (a client
+    /// that went away while its fetch waited for a slot must not stay suspended).
     private func waitForChange(after version: UInt64) async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLock { s -> Bool in
-                if s.version != version { return true }
-                s.waiters[s.nextWaiter] = c
-                s.nextWaiter &+= 1
-                return false
+        let ticket = state.withLock { s -> UInt64 in
+            defer { s.nextWaiter &+= 1 }
+            return s.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    if s.version != version || Task.isCancelled { return true }
+                    s.waiters[ticket] = c
+                    return false
+                }
+                if resumeNow { c.resume() }
             }
-            if resumeNow { c.resume() }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: ticket) }?.resume()
         }
     }
 
@@ -134,6 +140,7 @@ public final class InFlightBlob: Sendable {
             let (version, headKnown, size, outcome) = state.withLock { ($0.version, $0.headKnown, $0.size, $0.outcome) }
             if case .failed(let error) = outcome { throw error }
             if headKnown || outcome != nil { return size }
+            if Task.isCancelled { throw RegistryError(.blobUnknown, status: 503, "the client went away while the fetch waited") }
             await waitForChange(after: version)
         }
     }
@@ -148,9 +155,18 @@ public final class InFlightBlob: Sendable {
         var generation: Int?
         while true {
             let snap = state.withLock { s in
-                (s.version, s.generation, s.file, s.visible, s.size, s.outcome)
+                (s.version, s.generation, s.spool, s.visible, s.size, s.outcome, s.store)
             }
-            let (version, gen, file, visible, size, outcome) = snap
+            let (version, gen, spool, visible, size, outcome, store) = snap
+            if let store, let size {
+                guard position < size else { return }
+                let end = min(last ?? (size - 1), size - 1)
+                guard let reader = try await store.reader(for: digest, range: position...end) else {
+                    throw RegistryError(.blobUnknown, status: 503, "blob \(digest) was evicted while it was being served")
+                }
+                try await reader.stream(to: sink)
+                return
+            }
             if let generation, generation != gen {
                 throw RegistryError(.blobUnknown, status: 502, "upstream content for \(digest) changed during the transfer")
             }
@@ -159,9 +175,9 @@ public final class InFlightBlob: Sendable {
             let end: UInt64? = last.map { $0 + 1 } ?? (outcome != nil ? size : nil)
             if let end, position >= end { return }
             let available = min(visible, end ?? visible)
-            if position < available, let file {
+            if position < available, let spool {
                 let count = Int(min(available - position, UInt64(Self.readChunk)))
-                let buffer = try await pread(file: file, offset: position, count: count)
+                let buffer = try await spool.read(at: position, count: count)
                 if buffer.readableBytes == 0 {
                     throw RegistryError(.blobUnknown, status: 500, "short read of in-flight blob \(digest)")
                 }
@@ -170,18 +186,8 @@ public final class InFlightBlob: Sendable {
                 continue
             }
             if outcome != nil, size == nil { return }
+            try Task.checkCancellation()
             await waitForChange(after: version)
-        }
-    }
-
-    private func pread(file: SharedFile, offset: UInt64, count: Int) async throws -> ByteBuffer {
-        try await threadPool.runIfActive {
-            var buffer = ByteBufferAllocator().buffer(capacity: count)
-            let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { ptr in
-                max(0, Glibc.pread(file.fd, ptr.baseAddress, count, off_t(offset)))
-            }
-            _ = n
-            return buffer
         }
     }
 }

@@ -14,12 +14,12 @@ extension PullService {
     public func blob(registry: String, name: RepositoryName, digest: Digest, head: Bool = false) async throws(RegistryError) -> BlobSource {
         // Lease first, then look: an object being evicted cannot be leased and counts as absent.
         let lease = janitor?.lease(digest)
-        if janitor == nil || lease != nil, let location = try? await blobs.locate(digest), case .file(let path, let size) = location {
+        if janitor == nil || lease != nil, let size = try? await blobs.size(of: digest) {
             if !(await links.isLinked(digest, registry: registry, repository: name.value)) {
                 try await confirm(registry: registry, name: name, ask: .blob(digest, method: .HEAD, from: 0))
             }
             janitor?.recordAccess(digest)
-            return .cached(path: path, size: size, lease: lease)
+            return .cached(CachedBlob(digest: digest, size: size, store: blobs, lease: lease))
         }
         if head {
             return try await remoteBlobHead(registry: registry, name: name, digest: digest)

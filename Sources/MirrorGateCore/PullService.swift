@@ -28,8 +28,8 @@ public final class PullService: Sendable {
 
     /// Where a blob's bytes come from.
     public enum BlobSource: Sendable {
-        /// A verified file in the cache; the lease keeps it from eviction while it lives.
-        case cached(path: String, size: UInt64, lease: ReadLease?)
+        /// Verified content in the cache.
+        case cached(CachedBlob)
         /// A fetch that clients follow as it lands in the cache.
         case inFlight(InFlightBlob)
         /// Storage is full or unwritable: streamed from upstream, verified, not cached.
@@ -227,14 +227,8 @@ public final class PullService: Sendable {
 
     func store(manifest bytes: ByteBuffer, digest: Digest, mediaType: String) async {
         do {
-            let ingest = try await blobs.makeIngest(for: digest)
-            do {
-                try await ingest.write(bytes)
-            } catch {
-                await ingest.discard()
-                throw error
-            }
-            try await ingest.commit(verifiedAs: digest)
+            // The caller verified the bytes against `digest`.
+            try await blobs.store(bytes, as: digest, verifiedAs: digest)
             let now = Date()
             try await metadata.saveObject(ObjectRecord(digest: digest, size: UInt64(bytes.readableBytes), mediaType: mediaType, createdAt: now, lastAccess: now))
         } catch {

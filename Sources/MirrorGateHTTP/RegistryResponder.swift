@@ -241,19 +241,20 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         let range = try request.headers[.range].flatMap { header throws(RegistryError) in try ByteRange.parse(header) }
 
         switch try await service.blob(registry: registry, name: name, digest: digest, head: request.method == .head) {
-        case .cached(let path, let size, let lease):
+        case .cached(let cached):
             log.upstream = "cache"
             log.cache = .hit
-            let (status, selected) = try Self.select(range: range, size: size, headers: &headers)
-            if request.method == .head || size == 0 {
+            let (status, selected) = try Self.select(range: range, size: cached.size, headers: &headers)
+            if request.method == .head || cached.size == 0 {
                 headers[.contentLength] = String(selected.map { $0.count } ?? 0)
                 return Response(status: status, headers: headers, body: .init())
             }
-            let file = try await CachedBlobBody.open(path: path, range: selected!)
-            // The body holds the lease, so the file is not evicted until it has been sent.
-            let body = ResponseBody(contentLength: Int(selected!.count)) { writer in
-                withExtendedLifetime(lease) {}
-                try await file.write(to: &writer)
+            let reader = try await cached.reader(range: selected!)
+            // The body holds the cached blob (and its lease), so it is not evicted until sent.
+            let body = ResponseBody(contentLength: Int(reader.length)) { writer in
+                defer { withExtendedLifetime(cached) {} }
+                try await reader.stream { try await writer.write($0) }
+                try await writer.finish(nil)
             }
             return Response(status: status, headers: headers, body: body)
 

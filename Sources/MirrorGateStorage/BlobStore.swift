@@ -1,45 +1,49 @@
 import NIOCore
 import RegistryModel
 
-/// Where a stored blob can be read from.
-public enum BlobLocation: Sendable, Equatable {
-    /// A local file of `size` bytes.
-    case file(path: String, size: UInt64)
-}
-
 /// Content-addressed blob storage. Manifests are stored here too, under their digest.
 ///
-/// Implementations keep only complete, verified content under a digest: writes go to an
-/// ``BlobIngest`` that becomes visible only through ``BlobIngest/commit()``.
+/// The store owns all byte I/O: callers get a reader for a range, optionally a URL to
+/// redirect clients to, and commit a local ``Spool`` into the store. Implementations keep
+/// only complete, verified content under a digest: nothing is visible before
+/// ``commit(_:verifiedAs:)``, which publishes a spool only when its hash equals its digest.
 public protocol BlobStore: Sendable {
-    /// The stored blob, or `nil` when it is not in the cache.
-    func locate(_ digest: Digest) async throws -> BlobLocation?
-    /// Reads a whole (small) blob, such as a manifest. `nil` when absent.
-    func read(_ digest: Digest, limit: Int) async throws -> ByteBuffer?
-    /// Starts writing the content of `digest`. Nothing is visible until `commit()`.
-    func makeIngest(for digest: Digest) async throws -> any BlobIngest
+    /// The stored blob's size, or nil when it is not stored.
+    func size(of digest: Digest) async throws(StorageError) -> UInt64?
+    /// A reader for `range` of the stored blob (nil: all of it); nil when it is not stored.
+    func reader(for digest: Digest, range: ClosedRange<UInt64>?) async throws(StorageError) -> (any BlobReader)?
+    /// A URL clients may fetch the stored blob from themselves (a presigned object store
+    /// URL), or nil when the gateway serves the bytes.
+    func redirect(for digest: Digest) async throws(StorageError) -> String?
+    /// Reads a whole (small) blob, such as a manifest. nil when absent.
+    func read(_ digest: Digest, limit: Int) async throws(StorageError) -> ByteBuffer?
+    /// A new spool on local disk for content of `digest` being fetched.
+    func makeSpool(for digest: Digest) async throws(StorageError) -> Spool
+    /// Publishes a fully written spool as `digest`: flushes it, and throws
+    /// ``StorageError/Code/digestMismatch`` (discarding it) unless `actual` equals its digest.
+    func commit(_ spool: Spool, verifiedAs actual: Digest) async throws(StorageError)
     /// Removes a blob (eviction, repair).
-    func remove(_ digest: Digest) async throws
-    /// Bytes that can still be written, if the store can tell.
+    func remove(_ digest: Digest) async throws(StorageError)
+    /// Bytes that can still be written to the spool area, if the store can tell.
     func availableSpace() async -> UInt64?
+    /// Whether content can be written now (probed after a full or read-only store).
+    func probeWritable() async -> Bool
+    /// Every stored blob with its size (start-up reconciliation).
+    func allBlobs() async throws(StorageError) -> [Digest: UInt64]
+    /// Re-hashes a stored blob; true when it matches its digest.
+    func verify(_ digest: Digest) async throws(StorageError) -> Bool
 }
 
-/// A blob being written. The writer hashes the bytes as it streams them (it must decide about
-/// the final chunk before publishing); ``commit(verifiedAs:)`` publishes the blob only when
-/// that hash equals ``digest``, and discards it otherwise.
-public protocol BlobIngest: Sendable {
-    var digest: Digest { get }
-    /// Appends bytes.
-    func write(_ buffer: ByteBuffer) async throws
-    /// Flushes to stable storage and publishes the blob. Throws ``StorageError/digestMismatch``
-    /// (and discards) when the written bytes do not hash to ``digest``.
-    func commit(verifiedAs actual: Digest) async throws
-    /// Drops the partial content.
-    func discard() async
-}
-
-/// A blob ingest backed by a local temporary file that readers can open while it grows, so
-/// clients can follow an in-flight fetch.
-public protocol LocalBlobIngest: BlobIngest {
-    var temporaryPath: String { get }
+extension BlobStore {
+    /// Stores small content (a manifest) already in memory and verified by the caller.
+    public func store(_ bytes: ByteBuffer, as digest: Digest, verifiedAs actual: Digest) async throws(StorageError) {
+        let spool = try await makeSpool(for: digest)
+        do {
+            try await spool.write(bytes)
+        } catch {
+            await spool.discard()
+            throw error
+        }
+        try await commit(spool, verifiedAs: actual)
+    }
 }

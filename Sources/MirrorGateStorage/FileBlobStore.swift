@@ -3,7 +3,6 @@ import Logging
 import NIOCore
 import NIOPosix
 import RegistryModel
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,8 +12,10 @@ import Musl
 import Darwin
 #endif
 
-/// Blobs as files under `root/blobs/<algorithm>/<2 hex>/<hex>`, written through temporary
-/// files in `root/tmp` that are fsynced and renamed into place.
+/// Blobs as files under `root/blobs/<algorithm>/<2 hex>/<hex>`; spools in `root/tmp`, fsynced
+/// and renamed into place on commit (same file system, so the rename is atomic). On a
+/// ReadWriteMany volume several gateways share it safely: a blob file appears whole or not at
+/// all, and writing the same content twice is harmless.
 ///
 /// All file system calls run on NIO's blocking-I/O thread pool, never on an event loop or the
 /// cooperative pool.
@@ -24,8 +25,8 @@ public struct FileBlobStore: BlobStore {
     let temporaryDirectory: String
     let threadPool: NIOThreadPool
 
-    /// Opens (and creates) the store. Leftover temporary files from an earlier run are removed.
-    public init(root: String, threadPool: NIOThreadPool = .singleton, logger: Logger) throws {
+    /// Opens (and creates) the store. Leftover spools from an earlier run are removed.
+    public init(root: String, threadPool: NIOThreadPool = .singleton, logger: Logger) throws(StorageError) {
         let absolute = URL(fileURLWithPath: root).standardizedFileURL.path
         self.root = absolute
         self.blobsDirectory = absolute + "/blobs"
@@ -36,7 +37,7 @@ public struct FileBlobStore: BlobStore {
             do {
                 try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
             } catch {
-                throw StorageError.io(operation: "create directory", path: dir, errno: errno == 0 ? EACCES : errno)
+                throw StorageError.system("create the cache directories", errno: errno == 0 ? EACCES : errno)
             }
         }
         let leftovers = (try? fm.contentsOfDirectory(atPath: temporaryDirectory)) ?? []
@@ -44,62 +45,137 @@ public struct FileBlobStore: BlobStore {
             try? fm.removeItem(atPath: temporaryDirectory + "/" + name)
         }
         if !leftovers.isEmpty {
-            logger.info("removed leftover temporary files", metadata: ["count": "\(leftovers.count)", "path": "\(temporaryDirectory)"])
+            logger.info("removed leftover temporary files", metadata: ["count": "\(leftovers.count)"])
         }
     }
 
     /// The file that holds `digest` (whether or not it exists).
-    public func path(for digest: Digest) -> String {
+    func path(for digest: Digest) -> String {
         "\(blobsDirectory)/\(digest.algorithm.rawValue)/\(digest.hex.prefix(2))/\(digest.hex)"
     }
 
-    public func locate(_ digest: Digest) async throws -> BlobLocation? {
-        let path = path(for: digest)
-        return try await threadPool.runIfActive {
-            var st = stat()
-            guard stat(path, &st) == 0 else {
-                if errno == ENOENT { return nil }
-                throw StorageError.io(operation: "stat", path: path, errno: errno)
-            }
-            return .file(path: path, size: UInt64(st.st_size))
+    /// Runs `body` on the thread pool; a pool that is shutting down is "unavailable".
+    private func onPool<T: Sendable>(_ operation: String, _ body: @Sendable @escaping () throws -> T) async throws(StorageError) -> T {
+        do {
+            return try await threadPool.runIfActive { try body() }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError(.unavailable, operation: operation, cause: "\(error)")
         }
     }
 
-    public func read(_ digest: Digest, limit: Int) async throws -> ByteBuffer? {
+    public func size(of digest: Digest) async throws(StorageError) -> UInt64? {
         let path = path(for: digest)
-        return try await threadPool.runIfActive {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
+        return try await onPool("stat blob") { () throws -> UInt64? in
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                if errno == ENOENT { return nil }
+                throw StorageError.system("stat blob", errno: errno)
+            }
+            return UInt64(st.st_size)
+        }
+    }
+
+    public func reader(for digest: Digest, range: ClosedRange<UInt64>?) async throws(StorageError) -> (any BlobReader)? {
+        let path = path(for: digest)
+        let opened = try await onPool("open blob") { () throws -> (FileBlobReader.OpenFile, UInt64)? in
+            let fd = Syscalls.open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
                 if errno == ENOENT { return nil }
-                throw StorageError.io(operation: "open", path: path, errno: errno)
+                throw StorageError.system("open blob", errno: errno)
+            }
+            let file = FileBlobReader.OpenFile(descriptor: fd)
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw StorageError.system("stat blob", errno: errno) }
+            Syscalls.adviseSequential(fd)
+            return (file, UInt64(st.st_size))
+        }
+        guard let (file, size) = opened else { return nil }
+        let selected = range ?? 0...(max(size, 1) - 1)
+        guard size > 0, selected.upperBound < size else {
+            if size == 0 { return EmptyBlobReader() }
+            throw StorageError(.io, operation: "open blob", cause: "range \(selected) is outside the \(size)-byte file")
+        }
+        return FileBlobReader(file: file, range: selected, threadPool: threadPool)
+    }
+
+    public func redirect(for digest: Digest) async throws(StorageError) -> String? { nil }
+
+    public func read(_ digest: Digest, limit: Int) async throws(StorageError) -> ByteBuffer? {
+        let path = path(for: digest)
+        return try await onPool("read blob") { () throws -> ByteBuffer? in
+            let fd = Syscalls.open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ENOENT { return nil }
+                throw StorageError.system("open blob", errno: errno)
             }
             defer { close(fd) }
             var buffer = ByteBufferAllocator().buffer(capacity: 16 * 1024)
             while buffer.readableBytes <= limit {
                 let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 64 * 1024) { ptr in
-                    Glibc.read(fd, ptr.baseAddress, ptr.count)
+                    Syscalls.read(fd, ptr.baseAddress, ptr.count)
                 }
-                if n < 0 { throw StorageError.io(operation: "read", path: path, errno: errno) }
+                if n < 0 { throw StorageError.system("read blob", errno: errno) }
                 if n == 0 { return buffer }
             }
-            throw StorageError.io(operation: "read (larger than \(limit) bytes)", path: path, errno: EFBIG)
+            throw StorageError(.io, operation: "read blob", cause: "larger than \(limit) bytes")
         }
     }
 
-    public func makeIngest(for digest: Digest) async throws -> any BlobIngest {
+    public func makeSpool(for digest: Digest) async throws(StorageError) -> Spool {
         let temp = "\(temporaryDirectory)/\(digest.algorithm.rawValue)-\(digest.hex.prefix(16))-\(UUID().uuidString)"
-        let fd = try await threadPool.runIfActive {
-            let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw StorageError.io(operation: "create", path: temp, errno: errno) }
-            return fd
-        }
-        return FileIngest(digest: digest, fd: fd, temporaryPath: temp, finalPath: path(for: digest), threadPool: threadPool)
+        let pool = threadPool
+        return try await onPool("create spool") { () throws in try Spool(digest: digest, path: temp, threadPool: pool) }
     }
 
-    /// Every blob file with its size (walks the shard directories; for reconciliation).
-    public func allBlobs() async throws -> [Digest: UInt64] {
+    public func commit(_ spool: Spool, verifiedAs actual: Digest) async throws(StorageError) {
+        guard actual == spool.digest else {
+            await spool.discard()
+            throw .digestMismatch(expected: spool.digest, actual: actual)
+        }
+        do {
+            try await spool.finishWriting()
+        } catch {
+            await spool.discard()
+            throw error
+        }
+        let temp = spool.path
+        let final = path(for: spool.digest)
+        try await onPool("commit blob") { () throws in
+            let dir = String(final[..<final.lastIndex(of: "/")!])
+            if mkdir(dir, 0o755) != 0, errno != EEXIST {
+                let code = errno
+                // The parent of a shard directory may be missing too.
+                if code == ENOENT {
+                    _ = mkdir(String(dir[..<dir.lastIndex(of: "/")!]), 0o755)
+                    if mkdir(dir, 0o755) != 0, errno != EEXIST {
+                        let code = errno
+                        unlink(temp)
+                        throw StorageError.system("create a shard directory", errno: code)
+                    }
+                } else {
+                    unlink(temp)
+                    throw StorageError.system("create a shard directory", errno: code)
+                }
+            }
+            guard rename(temp, final) == 0 else {
+                let code = errno
+                unlink(temp)
+                throw StorageError.system("rename a spool into the cache", errno: code)
+            }
+            // Make the rename durable: fsync the directory that now holds the entry.
+            let dfd = Syscalls.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dfd >= 0 {
+                fsync(dfd)
+                close(dfd)
+            }
+        }
+    }
+
+    public func allBlobs() async throws(StorageError) -> [Digest: UInt64] {
         let root = blobsDirectory
-        return try await threadPool.runIfActive {
+        return try await onPool("list blobs") { () throws in
             var out: [Digest: UInt64] = [:]
             let fm = FileManager.default
             for algorithm in Digest.Algorithm.allCases {
@@ -120,21 +196,20 @@ public struct FileBlobStore: BlobStore {
         }
     }
 
-    /// Re-hashes a stored file with its digest's algorithm; `true` when it matches its name.
-    public func verify(_ digest: Digest) async throws -> Bool {
+    public func verify(_ digest: Digest) async throws(StorageError) -> Bool {
         let path = path(for: digest)
-        return try await threadPool.runIfActive {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw StorageError.io(operation: "open", path: path, errno: errno) }
+        return try await onPool("verify blob") { () throws in
+            let fd = Syscalls.open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw StorageError.system("open blob", errno: errno) }
             defer { close(fd) }
             var hasher = ContentHasher(digest.algorithm)
             var buffer = ByteBufferAllocator().buffer(capacity: 1 << 20)
             while true {
                 buffer.clear()
                 let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 20) { ptr in
-                    Glibc.read(fd, ptr.baseAddress, ptr.count)
+                    Syscalls.read(fd, ptr.baseAddress, ptr.count)
                 }
-                if n < 0 { throw StorageError.io(operation: "read", path: path, errno: errno) }
+                if n < 0 { throw StorageError.system("read blob", errno: errno) }
                 if n == 0 { break }
                 hasher.update(buffer)
             }
@@ -144,134 +219,37 @@ public struct FileBlobStore: BlobStore {
 
     public func availableSpace() async -> UInt64? {
         let path = temporaryDirectory
-        return try? await threadPool.runIfActive {
+        return try? await onPool("statvfs") { () throws -> UInt64? in
             var vfs = statvfs()
             guard statvfs(path, &vfs) == 0 else { return nil }
             return UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize)
         }
     }
 
-    /// Whether a small file can be written and synced in the store (a probe for disk-full recovery).
     public func probeWritable() async -> Bool {
         let probe = temporaryDirectory + "/.write-probe"
-        return (try? await threadPool.runIfActive {
-            let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        return (try? await onPool("probe") { () throws -> Bool in
+            let fd = Syscalls.open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else { return false }
             defer { close(fd); unlink(probe) }
             let bytes = [UInt8](repeating: 0, count: 64 << 10)
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            let written = bytes.withUnsafeBytes { Syscalls.write(fd, $0.baseAddress!, $0.count) }
             return written == bytes.count && fsync(fd) == 0
         }) ?? false
     }
 
-    public func remove(_ digest: Digest) async throws {
+    public func remove(_ digest: Digest) async throws(StorageError) {
         let path = path(for: digest)
-        try await threadPool.runIfActive {
+        try await onPool("remove blob") { () throws in
             if unlink(path) != 0, errno != ENOENT {
-                throw StorageError.io(operation: "unlink", path: path, errno: errno)
+                throw StorageError.system("remove blob", errno: errno)
             }
         }
     }
 }
 
-/// A temporary file being filled for one digest.
-///
-/// The descriptor is written by one writer at a time (the fetch that created it awaits every
-/// write before the next); `closed` makes commit and discard close it exactly once.
-final class FileIngest: BlobIngest, LocalBlobIngest {
-    let digest: Digest
-    let fd: Int32
-    private let closed = Mutex(false)
-    let temporaryPath: String
-    let finalPath: String
-    let threadPool: NIOThreadPool
-
-    init(digest: Digest, fd: Int32, temporaryPath: String, finalPath: String, threadPool: NIOThreadPool) {
-        self.digest = digest
-        self.fd = fd
-        self.temporaryPath = temporaryPath
-        self.finalPath = finalPath
-        self.threadPool = threadPool
-    }
-
-    func write(_ buffer: ByteBuffer) async throws {
-        let fd = fd
-        let path = temporaryPath
-        try await threadPool.runIfActive {
-            try buffer.withUnsafeReadableBytes { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw StorageError.io(operation: "write", path: path, errno: errno)
-                    }
-                    offset += n
-                }
-            }
-        }
-    }
-
-    func commit(verifiedAs actual: Digest) async throws {
-        guard actual == digest else {
-            await discard()
-            throw StorageError.digestMismatch(expected: digest, actual: actual)
-        }
-        guard takeDescriptor() else { throw StorageError.io(operation: "commit (already closed)", path: temporaryPath, errno: EBADF) }
-        let fd = fd
-        let temp = temporaryPath
-        let final = finalPath
-        try await threadPool.runIfActive {
-            defer { close(fd) }
-            guard fsync(fd) == 0 else {
-                let code = errno
-                unlink(temp)
-                throw StorageError.io(operation: "fsync", path: temp, errno: code)
-            }
-            let dir = String(final[..<final.lastIndex(of: "/")!])
-            if mkdir(dir, 0o755) != 0, errno != EEXIST {
-                let code = errno
-                // Parent of a shard directory may be missing too.
-                if code == ENOENT {
-                    _ = mkdir(String(dir[..<dir.lastIndex(of: "/")!]), 0o755)
-                    if mkdir(dir, 0o755) != 0, errno != EEXIST {
-                        unlink(temp)
-                        throw StorageError.io(operation: "mkdir", path: dir, errno: errno)
-                    }
-                } else {
-                    unlink(temp)
-                    throw StorageError.io(operation: "mkdir", path: dir, errno: code)
-                }
-            }
-            guard rename(temp, final) == 0 else {
-                let code = errno
-                unlink(temp)
-                throw StorageError.io(operation: "rename", path: final, errno: code)
-            }
-            // Make the rename durable: fsync the directory that now holds the entry.
-            let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if dfd >= 0 {
-                fsync(dfd)
-                close(dfd)
-            }
-        }
-    }
-
-    /// `true` for the one caller that may close the descriptor.
-    private func takeDescriptor() -> Bool {
-        closed.withLock { wasClosed in
-            defer { wasClosed = true }
-            return !wasClosed
-        }
-    }
-
-    func discard() async {
-        guard takeDescriptor() else { return }
-        let fd = fd
-        let temp = temporaryPath
-        _ = try? await threadPool.runIfActive {
-            close(fd)
-            unlink(temp)
-        }
-    }
+/// The reader of an empty blob.
+struct EmptyBlobReader: BlobReader {
+    var length: UInt64 { 0 }
+    func stream(to sink: (ByteBuffer) async throws -> Void) async throws {}
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import MirrorGateStorage
+@testable import MirrorGateStorage
 import NIOCore
 import RegistryModel
 import Testing
@@ -17,9 +17,7 @@ struct CacheJanitorTests {
         for index in 0..<count {
             let buffer = ByteBuffer(bytes: (0..<size).map { _ in UInt8.random(in: 0...255) })
             let digest = ContentHasher.sha256(of: buffer)
-            let ingest = try await blobs.makeIngest(for: digest)
-            try await ingest.write(buffer)
-            try await ingest.commit(verifiedAs: digest)
+            try await blobs.store(buffer, as: digest, verifiedAs: digest)
             let at = Date(timeIntervalSince1970: 1_700_000_000 + Double(index))
             try await metadata.saveObject(ObjectRecord(digest: digest, size: UInt64(size), mediaType: nil, createdAt: at, lastAccess: at))
             digests.append(digest)
@@ -39,9 +37,9 @@ struct CacheJanitorTests {
         #expect(pass.freedObjects == 6)
         #expect(pass.sizeAfter == 4000)
         // The oldest was leased and stays; the next five oldest went.
-        #expect(try await blobs.locate(digests[0]) != nil)
-        for digest in digests[1...6] { #expect(try await blobs.locate(digest) == nil) }
-        for digest in digests[7...] { #expect(try await blobs.locate(digest) != nil) }
+        #expect(try await blobs.size(of: digests[0]) != nil)
+        for digest in digests[1...6] { #expect(try await blobs.size(of: digest) == nil) }
+        for digest in digests[7...] { #expect(try await blobs.size(of: digest) != nil) }
         withExtendedLifetime(lease) {}
     }
 
@@ -54,8 +52,8 @@ struct CacheJanitorTests {
         let janitor = CacheJanitor(blobs: blobs, metadata: metadata, maxSize: 3000, logger: Self.logger)
         janitor.recordAccess(digests[0])
         _ = try await janitor.evict(downTo: 3000)
-        #expect(try await blobs.locate(digests[0]) != nil)
-        #expect(try await blobs.locate(digests[1]) == nil)
+        #expect(try await blobs.size(of: digests[0]) != nil)
+        #expect(try await blobs.size(of: digests[1]) == nil)
     }
 
     @Test func reconcileMakesFilesAndRowsAgree() async throws {
