@@ -4,8 +4,8 @@ import Foundation
 /// A tiny HTTP client for tests, built on AsyncHTTPClient's shared client.
 ///
 /// It buffers whole responses, which is what tests want for manifests and small
-/// blobs; it follows redirects (the shared client's default). Only loopback URLs
-/// are ever used by the integration tests.
+/// blobs; it follows redirects (the shared client's default) unless told not to. Only
+/// loopback URLs are ever used by the integration tests.
 public struct HTTPFetch: Sendable {
     /// A buffered HTTP response.
     public struct Response: Sendable {
@@ -41,13 +41,15 @@ public struct HTTPFetch: Sendable {
     ///   - body: Optional request body.
     ///   - timeout: Overall deadline for the request, including reading the body.
     ///   - maxBodyBytes: Fail if the body is larger than this.
+    ///   - followRedirects: Follow 3xx answers (`false` returns them as they are).
     public static func request(
         _ url: String,
         method: String = "GET",
         headers: [(String, String)] = [],
         body: Data? = nil,
         timeout: Duration = .seconds(30),
-        maxBodyBytes: Int = 512 << 20
+        maxBodyBytes: Int = 512 << 20,
+        followRedirects: Bool = true
     ) async throws -> Response {
         var request = HTTPClientRequest(url: url)
         request.method = .init(rawValue: method)
@@ -55,7 +57,8 @@ public struct HTTPFetch: Sendable {
         if let body { request.body = .bytes(body) }
         let components = timeout.components
         let milliseconds = components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
-        let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(milliseconds))
+        let client = followRedirects ? HTTPClient.shared : Self.notFollowing
+        let response = try await client.execute(request, timeout: .milliseconds(milliseconds))
         var data = Data()
         for try await chunk in response.body {
             data.append(contentsOf: chunk.readableBytesView)
@@ -66,6 +69,11 @@ public struct HTTPFetch: Sendable {
         let fields = response.headers.map { (name: $0.name, value: $0.value) }
         return Response(status: Int(response.status.code), headers: fields, body: data)
     }
+
+    /// For requests that must see a redirect itself. Never shut down: it lives as long as the
+    /// test process, like `HTTPClient.shared`.
+    private static let notFollowing = HTTPClient(
+        eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
 
     /// `GET url` with optional headers.
     public static func get(_ url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(30)) async throws -> Response {
