@@ -2,6 +2,24 @@ import MirrorGateConfig
 
 /// One upstream of one registry, as the router hands it to the fetch path.
 public struct Upstream: Sendable, Equatable, CustomStringConvertible {
+    /// Which upstream of which registry. Upstream names are unique only within one registry
+    /// (and default to the URL's host without its port), so anything kept per upstream —
+    /// tokens, realms, what it asked for — is keyed by this, never by the name alone.
+    public struct ID: Hashable, Sendable, CustomStringConvertible {
+        /// The registry key (`docker.io`).
+        public let registry: String
+        /// The upstream's name within that registry.
+        public let name: String
+
+        public init(registry: String, name: String) {
+            self.registry = registry
+            self.name = name
+        }
+
+        /// `registry/name`, e.g. `docker.io/hub`.
+        public var description: String { "\(registry)/\(name)" }
+    }
+
     /// The registry key clients pull from (`docker.io`).
     public let registry: String
     public let config: UpstreamConfig
@@ -11,6 +29,8 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
         self.config = config
     }
 
+    /// This upstream among every registry's upstreams.
+    public var id: ID { ID(registry: registry, name: config.name) }
     public var name: String { config.name }
     public var description: String { "\(config.name) (\(config.url))" }
 

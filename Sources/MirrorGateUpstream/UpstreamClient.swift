@@ -135,7 +135,7 @@ public final class UpstreamClient: Sendable {
         if let key = await lastKey(upstream: upstream, scope: scope), let token = await tokens.token(for: key) {
             return Authorization(header: "Bearer \(token)", cacheKey: key)
         }
-        if let basic = basicCredentials(upstream), knownBasic.contains(upstream.name) {
+        if let basic = basicCredentials(upstream), knownBasic.contains(upstream.id) {
             return Authorization(header: basic, cacheKey: nil)
         }
         return nil
@@ -145,8 +145,8 @@ public final class UpstreamClient: Sendable {
     private let knownBasic = KnownBasic()
 
     private func lastKey(upstream: Upstream, scope: String?) async -> TokenCache.Key? {
-        guard let (realm, service) = await realmIndex.realm(for: upstream.name) else { return nil }
-        return TokenCache.Key(upstream: upstream.name, realm: realm, service: service, scope: scope ?? "")
+        guard let (realm, service) = await realmIndex.realm(for: upstream.id) else { return nil }
+        return TokenCache.Key(upstream: upstream, realm: realm, service: service, scope: scope ?? "")
     }
 
     private func basicCredentials(_ upstream: Upstream) -> String? {
@@ -157,8 +157,8 @@ public final class UpstreamClient: Sendable {
     private func authenticate(challenges: [AuthChallenge], upstream: Upstream, scope: String?, client: HTTPClient) async throws(UpstreamError) -> Authorization? {
         if let bearer = challenges.first(where: { $0.scheme == "bearer" }), let realm = bearer.parameters["realm"] {
             let service = bearer.parameters["service"] ?? ""
-            let key = TokenCache.Key(upstream: upstream.name, realm: realm, service: service, scope: scope ?? bearer.parameters["scope"] ?? "")
-            await realmIndex.set(upstream.name, realm: realm, service: service)
+            let key = TokenCache.Key(upstream: upstream, realm: realm, service: service, scope: scope ?? bearer.parameters["scope"] ?? "")
+            await realmIndex.set(upstream.id, realm: realm, service: service)
             let token: String
             do {
                 token = try await tokens.token(for: key) { [self] in
@@ -173,7 +173,7 @@ public final class UpstreamClient: Sendable {
             return Authorization(header: "Bearer \(token)", cacheKey: key)
         }
         if challenges.contains(where: { $0.scheme == "basic" }), let basic = basicCredentials(upstream) {
-            knownBasic.insert(upstream.name)
+            knownBasic.insert(upstream.id)
             return Authorization(header: basic, cacheKey: nil)
         }
         return nil
@@ -330,16 +330,17 @@ public final class UpstreamClient: Sendable {
 /// Which realm and service each upstream last challenged with, so the next request can use a
 /// cached token without a round trip to learn the challenge again.
 actor RealmIndex {
-    private var realms: [String: (String, String)] = [:]
-    func realm(for upstream: String) -> (String, String)? { realms[upstream] }
-    func set(_ upstream: String, realm: String, service: String) { realms[upstream] = (realm, service) }
+    private var realms: [Upstream.ID: (String, String)] = [:]
+    func realm(for upstream: Upstream.ID) -> (String, String)? { realms[upstream] }
+    func set(_ upstream: Upstream.ID, realm: String, service: String) { realms[upstream] = (realm, service) }
 }
 
-/// Upstreams that asked for Basic authentication.
+/// Upstreams that asked for Basic authentication (each is then sent its own credentials
+/// before it asks again).
 final class KnownBasic: Sendable {
-    private let names = Mutex<Set<String>>([])
-    func insert(_ name: String) { names.withLock { _ = $0.insert(name) } }
-    func contains(_ name: String) -> Bool { names.withLock { $0.contains(name) } }
+    private let ids = Mutex<Set<Upstream.ID>>([])
+    func insert(_ id: Upstream.ID) { ids.withLock { _ = $0.insert(id) } }
+    func contains(_ id: Upstream.ID) -> Bool { ids.withLock { $0.contains(id) } }
 }
 
 import Synchronization
