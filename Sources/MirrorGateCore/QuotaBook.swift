@@ -138,7 +138,7 @@ public final class QuotaBook: Sendable {
         guard let key = key(upstream) else { return }
         let announced = RateLimitHeaders(headers: headers)
         guard announced != nil || status == 429 else { return }
-        let retryAfter = headers.first(name: "retry-after").flatMap { Self.parseRetryAfter($0, now: now) }
+        let retryAfter = headers.first(name: "retry-after").flatMap { RetryAfter.parse($0, now: now) }
         let record: BudgetRecord? = state.withLock { budgets in
             guard var budget = budgets[key] else { return nil }
             if let announced {
@@ -215,16 +215,5 @@ public final class QuotaBook: Sendable {
             reset = until
         }
         return (remaining, reset)
-    }
-
-    /// `Retry-After` as seconds or an HTTP date.
-    static func parseRetryAfter(_ value: String, now: Date) -> Date? {
-        let trimmed = value.trimmingCharacters(in: .whitespaces)
-        if let seconds = Int(trimmed), seconds >= 0 { return now.addingTimeInterval(TimeInterval(seconds)) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: trimmed)
     }
 }

@@ -86,7 +86,7 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         if !budgetResets.isEmpty {
             // Content may exist upstream but no budget is left to fetch it: 429, never a 5xx.
             let earliest = budgetResets.compactMap { $0 }.min()
-            let seconds = earliest.map { max(1, Int($0.timeIntervalSinceNow.rounded(.up))) } ?? 60
+            let seconds = earliest.map { RetryAfter.delaySeconds(until: $0) } ?? 60
             return RegistryError(
                 .tooManyRequests, "every upstream that could serve this has spent its pull budget: \(description)",
                 headers: [("Retry-After", String(seconds))])

@@ -259,8 +259,21 @@ public final class UpstreamClient: Sendable {
         struct TokenResponse: Decodable {
             var token: String?
             var access_token: String?
-            var expires_in: Int?
+            var expires_in: Seconds?
             var issued_at: String?
+        }
+        /// `expires_in` as any JSON number (`300`, `300.5`, `1e30`), saturated into an `Int`;
+        /// `nil` for anything else, which means the default of 60 s.
+        struct Seconds: Decodable {
+            var value: Int?
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let n = try? container.decode(Int.self) {
+                    value = n
+                } else if let x = try? container.decode(Double.self), x.isFinite {
+                    value = x >= 0x1p63 ? .max : x <= -0x1p63 ? .min : Int(x)
+                }
+            }
         }
         guard let decoded = try? JSONDecoder().decode(TokenResponse.self, from: Data(body.readableBytesView)),
               let token = decoded.token ?? decoded.access_token, !token.isEmpty
@@ -269,7 +282,7 @@ public final class UpstreamClient: Sendable {
         }
         // Clamped before the conversion to milliseconds below: `expires_in` near `Int.max`
         // would trap there, and no registry's token is meant to outlive a day.
-        let expiresIn = Double(min(max(decoded.expires_in ?? 60, 60), Int(Self.maxTokenLifetime.components.seconds)))
+        let expiresIn = Double(min(max(decoded.expires_in?.value ?? 60, 60), Int(Self.maxTokenLifetime.components.seconds)))
         var lifetime = expiresIn
         if let issued = decoded.issued_at, let issuedAt = Self.parseTimestamp(issued) {
             lifetime = max(issuedAt.addingTimeInterval(expiresIn).timeIntervalSince(now), 0)
@@ -279,6 +292,9 @@ public final class UpstreamClient: Sendable {
     }
 
     static func parseTimestamp(_ s: String) -> Date? {
+        // Foundation's formatters trap on some non-ASCII input ("Incorrect range CFRange"),
+        // and no RFC 3339 timestamp has any.
+        guard s.utf8.count <= 64, s.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else { return nil }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let d = formatter.date(from: s) { return d }

@@ -128,11 +128,4 @@ struct QuotaBookTests {
         #expect(status.remaining == 1)
         #expect(status.limit == 3)
     }
-
-    @Test func retryAfterAcceptsSecondsAndHTTPDates() {
-        let now = Date(timeIntervalSince1970: 1_800_000_000)
-        #expect(QuotaBook.parseRetryAfter("90", now: now) == now.addingTimeInterval(90))
-        #expect(QuotaBook.parseRetryAfter("Sun, 06 Nov 1994 08:49:37 GMT", now: now) == Date(timeIntervalSince1970: 784_111_777))
-        #expect(QuotaBook.parseRetryAfter("soon", now: now) == nil)
-    }
 }
