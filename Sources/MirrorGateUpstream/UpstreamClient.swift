@@ -40,6 +40,7 @@ public final class UpstreamClient: Sendable {
     private let insecureClient: HTTPClient
     private let timeout: TimeAmount
     private let tokens = TokenCache()
+    private let outbound = OutboundGuard()
     private let logger: Logger
 
     /// - Parameter timeout: connect and first-byte timeout (`health.timeout`).
@@ -67,6 +68,7 @@ public final class UpstreamClient: Sendable {
     public func shutdown() async throws {
         try await verifyingClient.shutdown()
         try await insecureClient.shutdown()
+        try await outbound.shutdown()
     }
 
     /// Sends `request` to `upstream`, authenticating when challenged and following redirects.
@@ -82,11 +84,15 @@ public final class UpstreamClient: Sendable {
         var retriedAuth = false
         var hops = 0
         var currentURL = url
+        // Where the current hop connects: the URL itself, or a redirect target pinned to the
+        // address OutboundGuard checked.
+        var target = OutboundGuard.Target(url: url, host: nil)
         while true {
-            var outgoing = HTTPClientRequest(url: currentURL)
+            var outgoing = HTTPClientRequest(url: target.url)
             outgoing.method = request.method
             outgoing.headers = request.headers
             outgoing.headers.replaceOrAdd(name: "User-Agent", value: "mirrorgate/0.1")
+            if let host = target.host { outgoing.headers.replaceOrAdd(name: "Host", value: host) }
             let sameOrigin = hops == 0 || redirects.carriesCredentials(currentURL)
             if sameOrigin, let authorization { outgoing.headers.replaceOrAdd(name: "Authorization", value: authorization.header) }
 
@@ -116,6 +122,15 @@ public final class UpstreamClient: Sendable {
                 currentURL = try redirects.next(
                     after: currentURL, status: status, location: response.headers.first(name: "location"), hopsSoFar: hops)
                 hops += 1
+                do {
+                    target = try await outbound.admit(currentURL, for: upstream, listed: upstream.config.redirectHosts)
+                } catch {
+                    logger.warning("refusing to follow a redirect to a non-public address", metadata: [
+                        "registry": "\(upstream.registry)", "upstream": "\(upstream.name)", "reason": "\(error)",
+                    ])
+                    // The client sees neither the address nor whether the name resolved.
+                    throw .redirect("target is not a public address (list its host in redirect_hosts to allow it)")
+                }
                 continue
             }
 
@@ -168,7 +183,7 @@ public final class UpstreamClient: Sendable {
             } catch let error as UpstreamError {
                 throw error
             } catch {
-                throw .authentication("\(error)")
+                throw .authentication(Self.tokenServiceUnavailable)
             }
             return Authorization(header: "Bearer \(token)", cacheKey: key)
         }
@@ -179,14 +194,46 @@ public final class UpstreamClient: Sendable {
         return nil
     }
 
+    /// What a client (and the upstream's failure record) learns of any failure to get a
+    /// token: one message whether the realm was refused, unreachable, closed, or answered
+    /// something else, so realm errors tell nobody which ports are open where. The log says
+    /// which it was.
+    static let tokenServiceUnavailable = "token service unavailable"
+
+    /// Why no token came, for the operator's log.
+    private struct TokenFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
     /// Gets a token from `realm`: with credentials, the OAuth2 password grant (form POST) first,
     /// falling back to GET with Basic on 404, 405, 400 or 401, as containerd does; anonymously,
-    /// a plain GET. Credentials are sent only to a realm allowed for this upstream.
+    /// a plain GET. The realm must pass ``OutboundTargetPolicy`` (with `auth_hosts`), and
+    /// credentials are sent only to a realm allowed for this upstream.
+    ///
+    /// - Throws: ``UpstreamError/authentication(_:)`` with ``tokenServiceUnavailable``.
     private func fetchToken(realm: String, service: String, scope: String, upstream: Upstream, client: HTTPClient) async throws(UpstreamError) -> (value: String, lifetime: Duration) {
-        guard var components = URLComponents(string: realm), let scheme = components.scheme?.lowercased(),
-              scheme == "https" || scheme == "http", let realmHost = components.host
+        do throws(TokenFailure) {
+            return try await requestToken(realm: realm, service: service, scope: scope, upstream: upstream, client: client)
+        } catch {
+            logger.warning("no token from the upstream's token service", metadata: [
+                "registry": "\(upstream.registry)", "upstream": "\(upstream.name)",
+                "realm_host": "\(URLComponents(string: realm)?.host ?? "?")", "reason": "\(error)",
+            ])
+            throw .authentication(Self.tokenServiceUnavailable)
+        }
+    }
+
+    private func requestToken(realm: String, service: String, scope: String, upstream: Upstream, client: HTTPClient) async throws(TokenFailure) -> (value: String, lifetime: Duration) {
+        guard let components = URLComponents(string: realm), let scheme = components.scheme?.lowercased(),
+              scheme == "https" || scheme == "http", let realmHost = components.host, !realmHost.isEmpty
         else {
-            throw .authentication("token realm is not an http(s) URL")
+            throw TokenFailure(description: "the realm is not an http(s) URL")
+        }
+        let target: OutboundGuard.Target
+        do {
+            target = try await outbound.admit(realm, for: upstream, listed: upstream.config.authHosts)
+        } catch {
+            throw TokenFailure(description: "realm refused: \(error) (list its host in auth_hosts to allow it)")
         }
         var credentials: (user: String, password: String)?
         if let user = upstream.config.username, let password = upstream.config.password {
@@ -196,11 +243,17 @@ public final class UpstreamClient: Sendable {
                 ])
             } else if Self.realmDowngrades(realmScheme: scheme, upstream: upstream) {
                 logger.warning("refusing to send credentials over http to the token realm of an https upstream; asking anonymously", metadata: [
-                    "upstream": "\(upstream.name)", "realm": "\(realm)",
+                    "upstream": "\(upstream.name)", "realm_host": "\(realmHost)",
                 ])
             } else {
                 credentials = (user, password.value)
             }
+        }
+        func request(_ url: String) -> HTTPClientRequest {
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "User-Agent", value: "mirrorgate/0.1")
+            if let host = target.host { request.headers.add(name: "Host", value: host) }
+            return request
         }
         if let credentials {
             var form = URLComponents()
@@ -213,40 +266,47 @@ public final class UpstreamClient: Sendable {
                 URLQueryItem(name: "username", value: credentials.user),
                 URLQueryItem(name: "password", value: credentials.password),
             ]
-            var request = HTTPClientRequest(url: realm)
-            request.method = .POST
-            request.headers.add(name: "User-Agent", value: "mirrorgate/0.1")
-            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            var post = request(target.url)
+            post.method = .POST
+            post.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
             let body = (form.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
-            request.body = .bytes(ByteBuffer(string: body))
-            let (status, answer) = try await tokenRequest(request, client: client)
-            if status == 200 { return try Self.decodeToken(answer) }
+            post.body = .bytes(ByteBuffer(string: body))
+            let (status, answer) = try await tokenRequest(post, client: client)
+            if status == 200 { return try Self.decodeTokenOrFail(answer) }
             guard [400, 401, 404, 405].contains(status) else {
-                throw .authentication("token service answered \(status) to the OAuth2 form")
+                throw TokenFailure(description: "answered \(status) to the OAuth2 form")
             }
         }
-        var items = components.queryItems ?? []
+        guard var query = URLComponents(string: target.url) else { throw TokenFailure(description: "bad token realm") }
+        var items = query.queryItems ?? []
         if !service.isEmpty { items.append(URLQueryItem(name: "service", value: service)) }
         if !scope.isEmpty { items.append(URLQueryItem(name: "scope", value: scope)) }
-        components.queryItems = items
-        guard let url = components.url?.absoluteString else { throw .authentication("bad token realm") }
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "User-Agent", value: "mirrorgate/0.1")
+        query.queryItems = items
+        guard let url = query.url?.absoluteString else { throw TokenFailure(description: "bad token realm") }
+        var get = request(url)
         if let credentials {
-            request.headers.add(name: "Authorization", value: "Basic " + Data("\(credentials.user):\(credentials.password)".utf8).base64EncodedString())
+            get.headers.add(name: "Authorization", value: "Basic " + Data("\(credentials.user):\(credentials.password)".utf8).base64EncodedString())
         }
-        let (status, answer) = try await tokenRequest(request, client: client)
-        guard status == 200 else { throw .authentication("token service answered \(status)") }
-        return try Self.decodeToken(answer)
+        let (status, answer) = try await tokenRequest(get, client: client)
+        guard status == 200 else { throw TokenFailure(description: "answered \(status)") }
+        return try Self.decodeTokenOrFail(answer)
     }
 
-    private func tokenRequest(_ request: HTTPClientRequest, client: HTTPClient) async throws(UpstreamError) -> (Int, ByteBuffer) {
+    private func tokenRequest(_ request: HTTPClientRequest, client: HTTPClient) async throws(TokenFailure) -> (Int, ByteBuffer) {
         do {
             let response = try await client.execute(request, timeout: timeout)
             let body = try await BodyCollector.collect(response.body, upTo: 1 << 20, stallTimeout: timeout)
             return (Int(response.status.code), body)
         } catch {
-            throw .authentication("token request failed: \(Self.classify(error))")
+            throw TokenFailure(description: "request failed: \(Self.classify(error))")
+        }
+    }
+
+    private static func decodeTokenOrFail(_ body: ByteBuffer) throws(TokenFailure) -> (value: String, lifetime: Duration) {
+        do {
+            return try decodeToken(body)
+        } catch {
+            throw TokenFailure(description: "\(error)")
         }
     }
 

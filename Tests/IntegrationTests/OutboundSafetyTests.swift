@@ -9,7 +9,8 @@ import Testing
 /// reaches an upstream). Upstreams are real `docker-registry` processes (with htpasswd or token
 /// auth where credentials matter) behind `Fixtures/registry_front.py`, which plays Docker
 /// Hub's redirect of blob downloads to a CDN and logs whether each request carried an
-/// `Authorization` header; 127.0.0.2 plays "another host".
+/// `Authorization` header; 127.0.0.2 plays "another host" (listed in `redirect_hosts`: like
+/// any address of the gateway's own networks, it is refused as a redirect target otherwise).
 @Suite(.serialized)
 struct OutboundSafetyTests {
     let skopeo: Skopeo
@@ -85,6 +86,8 @@ struct OutboundSafetyTests {
             var extra = ["username: \(Self.user)", "password: \(Self.password)"]
             // The target's certificate is self-signed (skip_tls_verify also covers redirect targets).
             if redirect.targetUsesTLS { extra.append("skip_tls_verify: true") }
+            // Another loopback address is another host on the gateway's network: it must be listed.
+            if redirect.targetHost != "127.0.0.1" { extra.append("redirect_hosts: [\(redirect.targetHost)]") }
             var config = GatewayConfig()
             config.registries = [.init(key: "docker.io", upstreams: [.init(name: "hub", url: front.url, extra: extra)])]
             let gateway = try await GatewayProcess.start(config)
@@ -183,6 +186,7 @@ struct OutboundSafetyTests {
             try await front.stallRedirects(true)
 
             var config = GatewayConfig.upstreams([front.url])
+            config.registries[0].upstreams[0].extra = ["redirect_hosts: [127.0.0.2]"]
             config.healthTimeout = "1s"
             let gateway = try await GatewayProcess.start(config)
             cleanup.add { await gateway.stop() }
@@ -252,7 +256,8 @@ struct OutboundSafetyTests {
 
             var config = GatewayConfig(failureThreshold: 10)
             config.registries = [.init(key: "docker.io", upstreams: [
-                .init(name: "secure", url: secure.url, extra: ["skip_tls_verify: true"]),
+                // Listed, so that only the downgrade rule refuses the redirect.
+                .init(name: "secure", url: secure.url, extra: ["skip_tls_verify: true", "redirect_hosts: [127.0.0.2]"]),
                 .init(name: "direct", url: holder.url),
             ])]
             let gateway = try await GatewayProcess.start(config)

@@ -128,8 +128,8 @@ struct QuotaTests {
         }
     }
 
-    /// Credentials never reach a token realm on a foreign host; listing it in `auth_hosts`
-    /// allows it.
+    /// Credentials never reach a token realm on a foreign host — one on another address of
+    /// the gateway's network is not even asked; listing it in `auth_hosts` allows it.
     @Test func credentialsNeverReachAForeignRealm() async throws {
         try await TokenAuthRegistry.with(users: [Self.alice], publicRepositories: ["library/*"], realmHost: "127.0.0.2") { hub in
             _ = try await pushImages(1, to: hub, prefix: "private/app")
@@ -141,11 +141,10 @@ struct QuotaTests {
             try await GatewayProcess.with(config) { gateway in
                 let denied = try await HTTPFetch.get(
                     "\(gateway.url)/v2/private/app0/manifests/v1", headers: [("Accept", "application/vnd.oci.image.manifest.v1+json")])
-                #expect(denied.status == 404)
-                #expect(try envelopeCode(denied.body) == "NAME_UNKNOWN")
-                #expect(!hub.issuer.tokenRequests().isEmpty)
-                #expect(hub.issuer.tokenRequests().allSatisfy { $0.authorization == nil && $0.user == nil && $0.method == "GET" })
-                #expect(gateway.logText().contains("refusing to send credentials to a token realm on a foreign host"))
+                #expect(denied.status == 502)
+                #expect(denied.text.contains("token service unavailable"))
+                #expect(hub.issuer.tokenRequests().isEmpty)
+                #expect(gateway.logText().contains("realm refused"))
             }
             config.registries[0].upstreams[0].extra.append("auth_hosts: [127.0.0.2]")
             try await GatewayProcess.with(config) { gateway in
