@@ -237,8 +237,8 @@ public final class UpstreamClient: Sendable {
         }
         var credentials: (user: String, password: String)?
         if let user = upstream.config.username, let password = upstream.config.password {
-            if !Self.realmMayReceiveCredentials(realmHost: realmHost.lowercased(), upstream: upstream) {
-                logger.warning("refusing to send credentials to a token realm on a foreign host; asking anonymously", metadata: [
+            if !Self.realmMayReceiveCredentials(realm: realm, upstream: upstream) {
+                logger.warning("refusing to send credentials to a token realm on a foreign host (another origin than the upstream's, not in auth_hosts); asking anonymously", metadata: [
                     "upstream": "\(upstream.name)", "realm_host": "\(realmHost)",
                 ])
             } else if Self.realmDowngrades(realmScheme: scheme, upstream: upstream) {
@@ -362,18 +362,31 @@ public final class UpstreamClient: Sendable {
         return formatter.date(from: s)
     }
 
-    /// Same host as the upstream, a host listed in `auth_hosts`, or a host on the same
-    /// registrable domain (last two labels) as the upstream.
-    static func realmMayReceiveCredentials(realmHost: String, upstream: Upstream) -> Bool {
-        let host = upstream.config.url.host
-        if realmHost == host || upstream.config.authHosts.contains(realmHost) { return true }
-        // The registrable-domain rule applies to DNS names only: 127.0.0.2 is not "on the
-        // same domain" as 127.0.0.1.
-        func isName(_ h: String) -> Bool { h.contains { $0.isLetter } && !h.contains(":") }
-        guard isName(realmHost), isName(host) else { return false }
-        let a = realmHost.split(separator: ".").suffix(2)
-        let b = host.split(separator: ".").suffix(2)
-        return a.count == 2 && a == b
+    /// Token realms of well-known registries that live on another host than the registry,
+    /// over https: Docker Hub's `registry-1.docker.io` challenges with
+    /// `https://auth.docker.io/token` (protocol.md §2 and §3: Docker's `pulls.md` and the
+    /// distribution token spec), GitLab.com's `registry.gitlab.com` with
+    /// `https://gitlab.com/jwt/auth` (gitlab-org/gitlab-foss#26465). ghcr.io, quay.io, gcr.io,
+    /// `*.pkg.dev` and public.ecr.aws name realms on their own origin and need no entry.
+    static let wellKnownRealmHosts: [String: String] = [
+        "registry-1.docker.io": "auth.docker.io",
+        "registry.gitlab.com": "gitlab.com",
+    ]
+
+    /// Whether `realm` may receive the upstream's credentials: it is on the upstream's own
+    /// origin (scheme, host and port, compared as ``RedirectPolicy`` compares them), its host
+    /// is listed in `auth_hosts`, or it is the well-known realm of a well-known registry
+    /// (``wellKnownRealmHosts``, https only). Not "the same host": a realm on another port
+    /// of it is another service. Not "the same registrable domain": `x.co.uk` and
+    /// `evil.co.uk` share their last two labels.
+    static func realmMayReceiveCredentials(realm: String, upstream: Upstream) -> Bool {
+        guard let components = URLComponents(string: realm), let host = components.host.map(OutboundTargetPolicy.normalized) else { return false }
+        if RedirectPolicy(upstream: upstream.config.url, maxHops: 0).carriesCredentials(realm) { return true }
+        if upstream.config.authHosts.contains(where: { OutboundTargetPolicy.normalized($0) == host }) { return true }
+        let upstreamURL = upstream.config.url
+        return components.scheme?.lowercased() == "https" && upstreamURL.scheme.lowercased() == "https"
+            && (upstreamURL.port ?? 443) == 443 && (components.port ?? 443) == 443
+            && wellKnownRealmHosts[upstreamURL.host.lowercased()] == host
     }
 
     /// Whether a realm with `realmScheme` would carry an https upstream's credentials over

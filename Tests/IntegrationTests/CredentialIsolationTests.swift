@@ -76,4 +76,27 @@ struct CredentialIsolationTests {
         }
         await cleanup.run()
     }
+
+    /// Finding 12: a hostile upstream holding credentials names a realm on another port of its
+    /// own host. The password is not posted there: the token is asked for anonymously (as a
+    /// redirect to another port gets no `Authorization`, OutboundSafetyTests).
+    @Test func credentialsNeverGoToARealmOnAnotherPortOfTheSameHost() async throws {
+        let password = "S3CRET-HOSTILE-PW"
+        try await HostileUpstream.with(host: "127.0.0.1", internalHost: "127.0.0.1") { hostile in
+            #expect(hostile.internalPort != hostile.port)
+            var config = GatewayConfig(defaultRegistry: "evil.test")
+            config.registries = [.init(key: "evil.test", upstreams: [
+                .init(name: "hostile", url: hostile.url, extra: ["username: ucred", "password: \(password)"]),
+            ])]
+            try await GatewayProcess.with(config) { gateway in
+                let answer = try await HTTPFetch.get("\(gateway.url)/v2/realm/x/manifests/v1", headers: Self.accept)
+                #expect(answer.status == 502, "\(answer.text)")
+                let asked = hostile.internalRequests().filter { $0.path.hasPrefix("/token") }
+                #expect(!asked.isEmpty, "the realm was never asked")
+                #expect(asked.allSatisfy { $0.method == "GET" && $0.authorization == nil && !$0.body.contains(password) }, "\(asked)")
+                #expect(!hostile.rawLog().contains(password))
+                #expect(gateway.logText().contains("refusing to send credentials to a token realm on a foreign host"))
+            }
+        }
+    }
 }

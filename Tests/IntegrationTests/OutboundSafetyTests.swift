@@ -88,6 +88,8 @@ struct OutboundSafetyTests {
             if redirect.targetUsesTLS { extra.append("skip_tls_verify: true") }
             // Another loopback address is another host on the gateway's network: it must be listed.
             if redirect.targetHost != "127.0.0.1" { extra.append("redirect_hosts: [\(redirect.targetHost)]") }
+            // The token issuer is another port of the registry's host: another origin.
+            if redirect.scheme == "bearer" { extra.append("auth_hosts: [127.0.0.1]") }
             var config = GatewayConfig()
             config.registries = [.init(key: "docker.io", upstreams: [.init(name: "hub", url: front.url, extra: extra)])]
             let gateway = try await GatewayProcess.start(config)
@@ -304,7 +306,10 @@ struct OutboundSafetyTests {
             let accept = [("Accept", fixture.topMediaType)]
             var config = GatewayConfig()
             config.registries = [.init(key: "docker.io", upstreams: [
-                .init(name: "hub", url: secure.url, extra: ["username: \(Self.user)", "password: \(Self.password)", "skip_tls_verify: true"]),
+                // The realm is another port of this host: listed, so that only the downgrade rule refuses.
+                .init(name: "hub", url: secure.url, extra: [
+                    "username: \(Self.user)", "password: \(Self.password)", "skip_tls_verify: true", "auth_hosts: [127.0.0.1]",
+                ]),
             ])]
             let gateway = try await GatewayProcess.start(config)
             cleanup.add { await gateway.stop() }
@@ -321,7 +326,8 @@ struct OutboundSafetyTests {
             await gateway.stop()
 
             // Over http the same realm is no downgrade: the account's token opens the private repository.
-            config.registries[0].upstreams[0] = .init(name: "hub", url: hub.url, extra: ["username: \(Self.user)", "password: \(Self.password)"])
+            config.registries[0].upstreams[0] = .init(
+                name: "hub", url: hub.url, extra: ["username: \(Self.user)", "password: \(Self.password)", "auth_hosts: [127.0.0.1]"])
             let plain = try await GatewayProcess.start(config)
             cleanup.add { await plain.stop() }
             let allowed = try await HTTPFetch.get("\(plain.url)/v2/private/app/manifests/v1", headers: accept)
