@@ -4,6 +4,7 @@ import Logging
 import MirrorGateConfig
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 
 /// Sends requests to upstream registries: pooled HTTP/1.1 and HTTP/2 connections through
@@ -400,19 +401,35 @@ public final class UpstreamClient: Sendable {
         HTTPClientResponse(status: .ok).body
     }
 
-    /// Maps AsyncHTTPClient and NIO errors to ``UpstreamError``.
+    /// Maps AsyncHTTPClient and NIO errors to ``UpstreamError``, with messages that name
+    /// no host, address, port or URL: they reach clients in error answers, where the upstream
+    /// is named by its configured name (a redirect target's address, or a URL with userinfo in
+    /// a hostile `Location`, is nobody's business there).
     public static func classify(_ error: any Error) -> UpstreamError {
         if let e = error as? UpstreamError { return e }
         if let e = error as? HTTPClientError {
+            // `shortDescription` carries no associated values (`invalidHeaderFieldValues`
+            // would otherwise quote header values, `Authorization` among them).
             switch e {
-            case .connectTimeout, .deadlineExceeded, .readTimeout: return .timeout("\(e)")
-            default: return .connection("\(e)")
+            case .connectTimeout, .deadlineExceeded, .readTimeout: return .timeout(e.shortDescription.lowercased())
+            default: return .connection(e.shortDescription.lowercased())
             }
         }
         if error is CancellationError { return .timeout("cancelled") }
         // NIO's IOError reads "connection reset (error set): Connection refused) (errno: 111)".
-        if let e = error as? IOError { return .connection(String(cString: strerror(e.errnoCode)).lowercased()) }
-        return .connection(String(describing: error))
+        if let e = error as? IOError { return .connection(Self.reason(e)) }
+        // Its description names the host, each address tried and the port.
+        if let e = error as? NIOConnectionError {
+            if e.dnsAError != nil || e.dnsAAAAError != nil { return .connection("name does not resolve") }
+            let reasons = Set(e.connectionErrors.map { ($0.error as? IOError).map(Self.reason) ?? "could not connect" })
+            return .connection(reasons.sorted().joined(separator: ", ").ifEmpty("could not connect"))
+        }
+        if error is NIOSSLError || error is NIOSSLExtraError { return .connection("TLS handshake failed") }
+        return .connection(UpstreamError.describe(unknown: error))
+    }
+
+    private static func reason(_ error: IOError) -> String {
+        String(cString: strerror(error.errnoCode)).lowercased()
     }
 }
 
