@@ -4,7 +4,9 @@ import PackageDescription
 // libFuzzer targets for MirrorGate's parsers; see README.md here and scripts/fuzz.
 // The parser modules are symlinks to ../Sources, compiled with the fuzzer's coverage
 // instrumentation: RegistryModel and MirrorGateConfig whole, and of MirrorGateUpstream only the
-// two header parsers (as UpstreamParsers), which need NIOHTTP1 but not the HTTP client.
+// header parsers (as UpstreamParsers), which need NIOHTTP1 but not the HTTP client.
+// HeaderChecks is a symlink to the header parsers' oracles in the property suite
+// (Tests/MirrorGateTests/Properties/HeaderParserChecks.swift), shared by both.
 
 let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -32,14 +34,17 @@ let package = Package(
         ),
         .executableTarget(name: "FuzzNames", dependencies: ["RegistryModel"], swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzReferences", dependencies: ["RegistryModel"], swiftSettings: swiftSettings),
-        .executableTarget(name: "FuzzRange", dependencies: ["RegistryModel"], swiftSettings: swiftSettings),
-        .executableTarget(name: "FuzzAccept", dependencies: ["RegistryModel"], swiftSettings: swiftSettings),
-        .executableTarget(name: "FuzzAuthChallenge", dependencies: ["UpstreamParsers"], swiftSettings: swiftSettings),
-        .executableTarget(
-            name: "FuzzRateLimit",
-            dependencies: ["UpstreamParsers", .product(name: "NIOHTTP1", package: "swift-nio")],
+        .target(
+            name: "HeaderChecks",
+            dependencies: ["UpstreamParsers", "RegistryModel", .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(name: "FuzzRange", dependencies: ["HeaderChecks"], swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzAccept", dependencies: ["HeaderChecks"], swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzAuthChallenge", dependencies: ["HeaderChecks"], swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzRateLimit", dependencies: ["HeaderChecks"], swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzRetryAfter", dependencies: ["HeaderChecks"], swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzContentRange", dependencies: ["HeaderChecks"], swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzConfigValues", dependencies: ["MirrorGateConfig"], swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzConfigLoader", dependencies: ["MirrorGateConfig", "RegistryModel"], swiftSettings: swiftSettings),
     ]

@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 import RegistryModel
 import Yams
@@ -242,7 +249,7 @@ public struct ConfigLoader: Sendable {
     private func upstream(_ node: ConfigNode) throws(ConfigError) -> UpstreamConfig {
         let u = try node.mapping(allowed: [
             "name", "url", "prefix", "username", "password", "password_file", "budget", "resolve",
-            "skip_tls_verify", "auth_hosts",
+            "skip_tls_verify", "auth_hosts", "redirect_hosts",
         ])
         let urlNode = try u.required("url")
         let url = try Self.upstreamURL(urlNode)
@@ -299,14 +306,27 @@ public struct ConfigLoader: Sendable {
         }
         if let r = u["resolve"] { config.resolve = try r.bool() }
         if let s = u["skip_tls_verify"] { config.skipTLSVerify = try s.bool() }
-        if let a = u["auth_hosts"] {
-            config.authHosts = try a.sequence().map { h throws(ConfigError) in
-                let host = try h.nonEmptyString().lowercased()
-                guard Self.isHostName(host) else { throw h.invalid("'\(host)' is not a host name") }
-                return host
-            }
-        }
+        if let a = u["auth_hosts"] { config.authHosts = try Self.hostList(a) }
+        if let r = u["redirect_hosts"] { config.redirectHosts = try Self.hostList(r) }
         return config
+    }
+
+    /// A list of hosts: names or IP address literals (IPv6 with or without brackets, kept
+    /// without), lowercase, no port.
+    static func hostList(_ node: ConfigNode) throws(ConfigError) -> [String] {
+        try node.sequence().map { h throws(ConfigError) in
+            var host = try h.nonEmptyString().lowercased()
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard Self.isHostName(host) || Self.isIPv6Literal(host) else {
+                throw h.invalid("'\(host)' is not a host name or IP address (no port, no scheme)")
+            }
+            return host
+        }
+    }
+
+    static func isIPv6Literal(_ s: String) -> Bool {
+        var address = in6_addr()
+        return s.contains(":") && inet_pton(AF_INET6, s, &address) == 1
     }
 
     // MARK: - Value checks

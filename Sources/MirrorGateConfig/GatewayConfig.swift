@@ -156,8 +156,12 @@ public struct UpstreamConfig: Sendable, Equatable {
     /// When `false`, the upstream serves content by digest only and is never asked for tags.
     public var resolve: Bool
     public var skipTLSVerify: Bool
-    /// Extra hosts allowed to receive this upstream's credentials as a token realm.
+    /// Extra hosts that may serve this upstream's token realm: they receive its credentials,
+    /// and may be on private, loopback or link-local addresses.
     public var authHosts: [String]
+    /// Hosts on private, loopback or link-local addresses this upstream may redirect to (a
+    /// storage service beside a private registry); public hosts need no listing.
+    public var redirectHosts: [String]
 
     public init(
         name: String,
@@ -168,7 +172,8 @@ public struct UpstreamConfig: Sendable, Equatable {
         budget: BudgetConfig? = nil,
         resolve: Bool = true,
         skipTLSVerify: Bool = false,
-        authHosts: [String] = []
+        authHosts: [String] = [],
+        redirectHosts: [String] = []
     ) {
         self.name = name
         self.url = url
@@ -179,6 +184,7 @@ public struct UpstreamConfig: Sendable, Equatable {
         self.resolve = resolve
         self.skipTLSVerify = skipTLSVerify
         self.authHosts = authHosts
+        self.redirectHosts = redirectHosts
     }
 }
 

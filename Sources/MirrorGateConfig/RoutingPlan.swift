@@ -20,6 +20,8 @@ extension GatewayConfig {
                 if let budget = upstream.budget { notes.append("budget \(budget.pulls)/\(ConfigValues.format(budget.window))") }
                 if !upstream.resolve { notes.append("digests only") }
                 if upstream.skipTLSVerify { notes.append("TLS not verified") }
+                if !upstream.authHosts.isEmpty { notes.append("token realms also on: \(upstream.authHosts.joined(separator: ", "))") }
+                if !upstream.redirectHosts.isEmpty { notes.append("may redirect to: \(upstream.redirectHosts.joined(separator: ", "))") }
                 lines.append("  \(index + 1). \(upstream.name) \(upstream.url)" + (notes.isEmpty ? "" : " [\(notes.joined(separator: ", "))]"))
             }
         }

@@ -190,19 +190,11 @@ extension BlobFetcher {
     /// Space kept free beyond a blob's size (metadata, other fetches).
     static let spaceMargin: UInt64 = 8 << 20
 
-    /// `bytes 100-199/1000` → 100
-    static func contentRangeStart(_ header: String) -> UInt64? {
-        guard header.lowercased().hasPrefix("bytes ") else { return nil }
-        let spec = header.dropFirst(6)
-        guard let dash = spec.firstIndex(of: "-") else { return nil }
-        return UInt64(spec[..<dash].trimmingCharacters(in: .whitespaces))
-    }
+    /// `bytes 100-199/1000` → 100 (bounded and checked by ``ContentRange``)
+    static func contentRangeStart(_ header: String) -> UInt64? { ContentRange(header)?.first }
 
-    /// `bytes 100-199/1000` → 1000
-    static func contentRangeTotal(_ header: String) -> UInt64? {
-        guard let slash = header.lastIndex(of: "/") else { return nil }
-        return UInt64(header[header.index(after: slash)...].trimmingCharacters(in: .whitespaces))
-    }
+    /// `bytes 100-199/1000` → 1000 (bounded and checked by ``ContentRange``)
+    static func contentRangeTotal(_ header: String) -> UInt64? { ContentRange(header)?.complete }
 }
 
 /// Milliseconds since the last byte of a transfer, and the bytes so far, readable from a

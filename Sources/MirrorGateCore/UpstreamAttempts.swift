@@ -117,14 +117,6 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         }.joined(separator: "; ")
     }
 
-    /// Whole seconds from now until `date`, at least 1, saturating (a date from the network may
-    /// be arbitrarily far away; the ledger clamps it, this never traps either way).
-    static func secondsUntil(_ date: Date, now: Date = Date()) -> Int {
-        let seconds = date.timeIntervalSince(now).rounded(.up)
-        guard seconds.isFinite else { return seconds > 0 ? Int.max : 1 }
-        return max(1, Int(exactly: min(seconds, 1e15)) ?? 1)
-    }
-
     /// The error for a client when no upstream served the request.
     /// - Parameter notFound: the error when every upstream said "not found". Its code (the
     ///   object asked for: manifest, blob or repository) is also the code of outages, which
@@ -141,7 +133,7 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         if !budgetResets.isEmpty {
             // Content may exist upstream but no budget is left to fetch it: 429, never a 5xx.
             let earliest = budgetResets.compactMap { $0 }.min()
-            let seconds = earliest.map { Self.secondsUntil($0, now: now) } ?? 60
+            let seconds = earliest.map { RetryAfter.delaySeconds(until: $0, now: now) } ?? 60
             return RegistryError(
                 .tooManyRequests, "every upstream that could serve this has spent its pull budget: \(description)",
                 headers: [("Retry-After", String(seconds))])

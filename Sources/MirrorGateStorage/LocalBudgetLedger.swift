@@ -119,25 +119,3 @@ public final class LocalBudgetLedger: BudgetLedger {
         state.withLock { s in s.budgets[key].map { BudgetPolicy.status($0.inputs, now: now) } }
     }
 }
-
-extension BudgetRecord {
-    /// The longest any block or learned window may reach into the future. A value beyond it
-    /// can only come from a hostile or broken upstream (or an older version that stored one):
-    /// it is clamped, never converted unchecked.
-    public static let maxHorizon: TimeInterval = 86_400
-
-    /// The record with every date and window brought within ``maxHorizon`` of `now`.
-    public func clamped(now: Date) -> BudgetRecord {
-        func clamp(_ date: Date?) -> Date? {
-            guard let date else { return nil }
-            let limit = now.addingTimeInterval(Self.maxHorizon)
-            return date > limit ? limit : date
-        }
-        var r = self
-        r.getBlockedUntil = clamp(getBlockedUntil)
-        r.allBlockedUntil = clamp(allBlockedUntil)
-        r.learnedAt = clamp(learnedAt)
-        if let w = learnedWindow, !(w > 0 && w <= Self.maxHorizon) { r.learnedWindow = w > 0 ? Self.maxHorizon : nil }
-        return r
-    }
-}

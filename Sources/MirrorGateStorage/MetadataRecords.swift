@@ -68,3 +68,33 @@ public struct BudgetRecord: Sendable, Equatable {
         self.lastError = lastError
     }
 }
+
+extension BudgetRecord {
+    /// The furthest ahead an upstream can push a block, and the longest window it can
+    /// announce: one day (`RetryAfter.maximum` and `RateLimitHeaders.maxWindow` in
+    /// MirrorGateUpstream, which bound them as they are parsed).
+    public static let maxHorizon: TimeInterval = 86_400
+    /// The largest limit or remaining count (`RateLimitHeaders.maxCount`).
+    public static let maxCount = 1_000_000_000
+
+    /// This record with every value moved into the range a current gateway could have
+    /// written: counts in `0...maxCount`, a window in `(0, maxHorizon]`, `learnedAt` not in
+    /// the future, blocks ending at most `maxHorizon` after `now`. A row an older version
+    /// wrote after `Retry-After: 9223372036854775807` (a block ending in the year 292 billion)
+    /// otherwise crashed every start on its first request.
+    public func clamped(now: Date) -> BudgetRecord {
+        func count(_ n: Int?) -> Int? { n.map { min(max($0, 0), Self.maxCount) } }
+        func notAfter(_ date: Date?, _ limit: Date) -> Date? {
+            guard let date, date.timeIntervalSince1970.isFinite else { return nil }
+            return min(date, limit)
+        }
+        var record = self
+        record.learnedLimit = count(learnedLimit)
+        record.learnedRemaining = count(learnedRemaining)
+        record.learnedWindow = learnedWindow.flatMap { $0.isFinite && $0 > 0 ? min($0, Self.maxHorizon) : nil }
+        record.learnedAt = notAfter(learnedAt, now)
+        record.getBlockedUntil = notAfter(getBlockedUntil, now.addingTimeInterval(Self.maxHorizon))
+        record.allBlockedUntil = notAfter(allBlockedUntil, now.addingTimeInterval(Self.maxHorizon))
+        return record
+    }
+}

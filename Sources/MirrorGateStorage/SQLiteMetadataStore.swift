@@ -180,16 +180,33 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Every budget, clamped (``BudgetRecord/clamped(now:)``): the values came from upstreams
+    /// and from older versions, and a row a tool or an older version wrote can hold a REAL
+    /// where an integer belongs, which GRDB's typed subscripts would trap on.
     public func budgets() async throws -> [BudgetRecord] {
-        try await wrap {
+        let now = Date()
+        return try await wrap {
             try await pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM budgets").map { row in
-                    func date(_ column: String) -> Date? { (row[column] as Double?).map(Date.init(timeIntervalSince1970:)) }
+                try Row.fetchAll(db, sql: "SELECT * FROM budgets").compactMap { row -> BudgetRecord? in
+                    func number(_ column: String) -> Double? {
+                        switch (row[column] as DatabaseValue).storage {
+                        case .int64(let n): Double(n)
+                        case .double(let x): x.isFinite ? x : nil
+                        default: nil
+                        }
+                    }
+                    // Saturating: `Int(_:)` traps on a Double past Int.max.
+                    func integer(_ column: String) -> Int? {
+                        number(column).map { $0 >= 0x1p63 ? Int.max : $0 <= -0x1p63 ? Int.min : Int($0) }
+                    }
+                    func date(_ column: String) -> Date? { number(column).map(Date.init(timeIntervalSince1970:)) }
+                    guard let key = String.fromDatabaseValue(row["key"]) else { return nil }
                     return BudgetRecord(
-                        key: row["key"], learnedLimit: row["learned_limit"], learnedRemaining: row["learned_remaining"],
-                        learnedWindow: row["learned_window"], learnedAt: date("learned_at"),
+                        key: key, learnedLimit: integer("learned_limit"), learnedRemaining: integer("learned_remaining"),
+                        learnedWindow: number("learned_window"), learnedAt: date("learned_at"),
                         getBlockedUntil: date("get_blocked_until"), allBlockedUntil: date("all_blocked_until"),
-                        lastError: row["last_error"])
+                        lastError: String.fromDatabaseValue(row["last_error"])
+                    ).clamped(now: now)
                 }
             }
         }

@@ -6,10 +6,22 @@ import NIOHTTP1
 ///
 /// Hand-written: the values are RFC 8941-like lists but registries send them loosely, and no
 /// maintained Swift library parses this draft's form.
+///
+/// The numbers come from the network, so they are bounded as they are read: counts saturate
+/// at ``maxCount`` and the window at ``maxWindow`` (a window of `Int.max` seconds once turned
+/// into a date that crashed the gateway when it was converted back to seconds).
 public struct RateLimitHeaders: Equatable, Sendable {
+    /// Counts larger than this are read as this (Docker Hub sends hundreds): large enough to
+    /// mean "unlimited", small enough that no sum or difference of counts can overflow.
+    public static let maxCount = 1_000_000_000
+    /// Windows longer than this are read as this: ``RetryAfter/maximum``, one day.
+    public static let maxWindow = Duration.seconds(Int64(RetryAfter.maximum))
+
+    /// At most ``maxCount``.
     public var limit: Int?
+    /// At most ``maxCount``.
     public var remaining: Int?
-    /// The window from `w=`, if given.
+    /// The window from `w=`, if given: more than zero, at most ``maxWindow``.
     public var window: Duration?
 
     public init(limit: Int? = nil, remaining: Int? = nil, window: Duration? = nil) {
@@ -49,7 +61,7 @@ public struct RateLimitHeaders: Equatable, Sendable {
             for parameter in parts.dropFirst() {
                 let kv = parameter.split(separator: "=", maxSplits: 1)
                 if kv.count == 2, kv[0].lowercased() == "w", let seconds = number(trimmed(kv[1])), seconds > 0, window == nil {
-                    window = .seconds(seconds)
+                    window = min(.seconds(seconds), maxWindow)
                 }
             }
         }
@@ -65,9 +77,11 @@ public struct RateLimitHeaders: Equatable, Sendable {
     }
 
     /// A non-negative RFC 8941 integer: digits only (`Int(_:)` would also take `+5` and `-0`),
-    /// `nil` past `Int.max`.
-    private static func number(_ s: Substring) -> Int? {
+    /// however many, saturating at ``maxCount``.
+    static func number(_ s: Substring) -> Int? {
         guard !s.isEmpty, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        return Int(s)
+        var n = 0
+        for digit in s.utf8 { n = min(n * 10 + Int(digit - 0x30), maxCount) }
+        return n
     }
 }

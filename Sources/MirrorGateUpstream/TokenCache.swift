@@ -1,14 +1,33 @@
 import Foundation
 
-/// Bearer tokens per (upstream, realm, service, scope), kept until `issued_at + expires_in`
-/// (at least 60 s, as the token spec and distribution's client require), minus a safety margin.
-/// Concurrent requests for the same key share one token fetch.
+/// Bearer tokens per (upstream, origin and user, realm, service, scope), kept until
+/// `issued_at + expires_in` (at least 60 s, as the token spec and distribution's client
+/// require), minus a safety margin. Concurrent requests for the same key share one token fetch.
+///
+/// A token is only ever looked up for the upstream, and the credential, it was obtained for:
+/// the key holds the upstream's ``Upstream/ID`` (names repeat across registries), and its
+/// origin and user, so that a reload pointing the same upstream at another URL or account
+/// finds none of the old tokens. A hostile upstream naming another upstream's realm in its
+/// own challenge therefore misses the cache and asks for a token with its own credentials.
 actor TokenCache {
     struct Key: Hashable {
-        var upstream: String
+        var upstream: Upstream.ID
+        /// `scheme://host[:port]/basePath` of the upstream.
+        var origin: String
+        /// The user the token is asked for (`nil`: anonymous).
+        var user: String?
         var realm: String
         var service: String
         var scope: String
+
+        init(upstream: Upstream, realm: String, service: String, scope: String) {
+            self.upstream = upstream.id
+            origin = upstream.config.url.origin + upstream.config.url.basePath
+            user = upstream.config.username
+            self.realm = realm
+            self.service = service
+            self.scope = scope
+        }
     }
 
     private struct Entry {

@@ -16,6 +16,7 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
             self.name = name
         }
 
+        /// `registry/name`, e.g. `docker.io/hub`.
         public var description: String { "\(registry)/\(name)" }
     }
 
@@ -28,6 +29,7 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
         self.config = config
     }
 
+    /// This upstream among every registry's upstreams.
     public var id: ID { ID(registry: registry, name: config.name) }
     public var name: String { config.name }
     public var description: String { "\(config.name) (\(config.url))" }

@@ -4,6 +4,7 @@ import Logging
 import MirrorGateConfig
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 
 /// Sends requests to upstream registries: pooled HTTP/1.1 and HTTP/2 connections through
@@ -40,6 +41,7 @@ public final class UpstreamClient: Sendable {
     private let insecureClient: HTTPClient
     private let timeout: TimeAmount
     private let tokens = TokenCache()
+    private let outbound = OutboundGuard()
     private let logger: Logger
 
     /// - Parameter timeout: connect and first-byte timeout (`health.timeout`).
@@ -67,6 +69,7 @@ public final class UpstreamClient: Sendable {
     public func shutdown() async throws {
         try await verifyingClient.shutdown()
         try await insecureClient.shutdown()
+        try await outbound.shutdown()
     }
 
     /// Sends `request` to `upstream`, authenticating when challenged and following redirects.
@@ -82,11 +85,15 @@ public final class UpstreamClient: Sendable {
         var retriedAuth = false
         var hops = 0
         var currentURL = url
+        // Where the current hop connects: the URL itself, or a redirect target pinned to the
+        // address OutboundGuard checked.
+        var target = OutboundGuard.Target(url: url, host: nil)
         while true {
-            var outgoing = HTTPClientRequest(url: currentURL)
+            var outgoing = HTTPClientRequest(url: target.url)
             outgoing.method = request.method
             outgoing.headers = request.headers
             outgoing.headers.replaceOrAdd(name: "User-Agent", value: "mirrorgate/0.1")
+            if let host = target.host { outgoing.headers.replaceOrAdd(name: "Host", value: host) }
             let sameOrigin = hops == 0 || redirects.carriesCredentials(currentURL)
             if sameOrigin, let authorization { outgoing.headers.replaceOrAdd(name: "Authorization", value: authorization.header) }
 
@@ -116,6 +123,15 @@ public final class UpstreamClient: Sendable {
                 currentURL = try redirects.next(
                     after: currentURL, status: status, location: response.headers.first(name: "location"), hopsSoFar: hops)
                 hops += 1
+                do {
+                    target = try await outbound.admit(currentURL, for: upstream, listed: upstream.config.redirectHosts)
+                } catch {
+                    logger.warning("refusing to follow a redirect to a non-public address", metadata: [
+                        "registry": "\(upstream.registry)", "upstream": "\(upstream.name)", "reason": "\(error)",
+                    ])
+                    // The client sees neither the address nor whether the name resolved.
+                    throw .redirect("target is not a public address (list its host in redirect_hosts to allow it)")
+                }
                 continue
             }
 
@@ -135,7 +151,7 @@ public final class UpstreamClient: Sendable {
         if let key = await lastKey(upstream: upstream, scope: scope), let token = await tokens.token(for: key) {
             return Authorization(header: "Bearer \(token)", cacheKey: key)
         }
-        if let basic = basicCredentials(upstream), knownBasic.contains(upstream.name) {
+        if let basic = basicCredentials(upstream), knownBasic.contains(upstream.id) {
             return Authorization(header: basic, cacheKey: nil)
         }
         return nil
@@ -145,8 +161,8 @@ public final class UpstreamClient: Sendable {
     private let knownBasic = KnownBasic()
 
     private func lastKey(upstream: Upstream, scope: String?) async -> TokenCache.Key? {
-        guard let (realm, service) = await realmIndex.realm(for: upstream.name) else { return nil }
-        return TokenCache.Key(upstream: upstream.name, realm: realm, service: service, scope: scope ?? "")
+        guard let (realm, service) = await realmIndex.realm(for: upstream.id) else { return nil }
+        return TokenCache.Key(upstream: upstream, realm: realm, service: service, scope: scope ?? "")
     }
 
     private func basicCredentials(_ upstream: Upstream) -> String? {
@@ -157,8 +173,8 @@ public final class UpstreamClient: Sendable {
     private func authenticate(challenges: [AuthChallenge], upstream: Upstream, scope: String?, client: HTTPClient) async throws(UpstreamError) -> Authorization? {
         if let bearer = challenges.first(where: { $0.scheme == "bearer" }), let realm = bearer.parameters["realm"] {
             let service = bearer.parameters["service"] ?? ""
-            let key = TokenCache.Key(upstream: upstream.name, realm: realm, service: service, scope: scope ?? bearer.parameters["scope"] ?? "")
-            await realmIndex.set(upstream.name, realm: realm, service: service)
+            let key = TokenCache.Key(upstream: upstream, realm: realm, service: service, scope: scope ?? bearer.parameters["scope"] ?? "")
+            await realmIndex.set(upstream.id, realm: realm, service: service)
             let token: String
             do {
                 token = try await tokens.token(for: key) { [self] in
@@ -168,39 +184,77 @@ public final class UpstreamClient: Sendable {
             } catch let error as UpstreamError {
                 throw error
             } catch {
-                throw .authentication("\(error)")
+                throw .authentication(Self.tokenServiceUnavailable)
             }
             return Authorization(header: "Bearer \(token)", cacheKey: key)
         }
         if challenges.contains(where: { $0.scheme == "basic" }), let basic = basicCredentials(upstream) {
-            knownBasic.insert(upstream.name)
+            knownBasic.insert(upstream.id)
             return Authorization(header: basic, cacheKey: nil)
         }
         return nil
     }
 
+    /// What a client (and the upstream's failure record) learns of any failure to get a
+    /// token: one message whether the realm was refused, unreachable, closed, or answered
+    /// something else, so realm errors tell nobody which ports are open where. The log says
+    /// which it was.
+    static let tokenServiceUnavailable = "token service unavailable"
+
+    /// Why no token came, for the operator's log.
+    private struct TokenFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
     /// Gets a token from `realm`: with credentials, the OAuth2 password grant (form POST) first,
     /// falling back to GET with Basic on 404, 405, 400 or 401, as containerd does; anonymously,
-    /// a plain GET. Credentials are sent only to a realm allowed for this upstream.
+    /// a plain GET. The realm must pass ``OutboundTargetPolicy`` (with `auth_hosts`), and
+    /// credentials are sent only to a realm allowed for this upstream.
+    ///
+    /// - Throws: ``UpstreamError/authentication(_:)`` with ``tokenServiceUnavailable``.
     private func fetchToken(realm: String, service: String, scope: String, upstream: Upstream, client: HTTPClient) async throws(UpstreamError) -> (value: String, lifetime: Duration) {
-        guard var components = URLComponents(string: realm), let scheme = components.scheme?.lowercased(),
-              scheme == "https" || scheme == "http", let realmHost = components.host
+        do throws(TokenFailure) {
+            return try await requestToken(realm: realm, service: service, scope: scope, upstream: upstream, client: client)
+        } catch {
+            logger.warning("no token from the upstream's token service", metadata: [
+                "registry": "\(upstream.registry)", "upstream": "\(upstream.name)",
+                "realm_host": "\(URLComponents(string: realm)?.host ?? "?")", "reason": "\(error)",
+            ])
+            throw .authentication(Self.tokenServiceUnavailable)
+        }
+    }
+
+    private func requestToken(realm: String, service: String, scope: String, upstream: Upstream, client: HTTPClient) async throws(TokenFailure) -> (value: String, lifetime: Duration) {
+        guard let components = URLComponents(string: realm), let scheme = components.scheme?.lowercased(),
+              scheme == "https" || scheme == "http", let realmHost = components.host, !realmHost.isEmpty
         else {
-            throw .authentication("token realm is not an http(s) URL")
+            throw TokenFailure(description: "the realm is not an http(s) URL")
+        }
+        let target: OutboundGuard.Target
+        do {
+            target = try await outbound.admit(realm, for: upstream, listed: upstream.config.authHosts)
+        } catch {
+            throw TokenFailure(description: "realm refused: \(error) (list its host in auth_hosts to allow it)")
         }
         var credentials: (user: String, password: String)?
         if let user = upstream.config.username, let password = upstream.config.password {
-            if !Self.realmMayReceiveCredentials(realmHost: realmHost.lowercased(), upstream: upstream) {
-                logger.warning("refusing to send credentials to a token realm on a foreign host; asking anonymously", metadata: [
+            if !Self.realmMayReceiveCredentials(realm: realm, upstream: upstream) {
+                logger.warning("refusing to send credentials to a token realm on a foreign host (another origin than the upstream's, not in auth_hosts); asking anonymously", metadata: [
                     "upstream": "\(upstream.name)", "realm_host": "\(realmHost)",
                 ])
             } else if Self.realmDowngrades(realmScheme: scheme, upstream: upstream) {
                 logger.warning("refusing to send credentials over http to the token realm of an https upstream; asking anonymously", metadata: [
-                    "upstream": "\(upstream.name)", "realm": "\(realm)",
+                    "upstream": "\(upstream.name)", "realm_host": "\(realmHost)",
                 ])
             } else {
                 credentials = (user, password.value)
             }
+        }
+        func request(_ url: String) -> HTTPClientRequest {
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "User-Agent", value: "mirrorgate/0.1")
+            if let host = target.host { request.headers.add(name: "Host", value: host) }
+            return request
         }
         if let credentials {
             var form = URLComponents()
@@ -213,40 +267,47 @@ public final class UpstreamClient: Sendable {
                 URLQueryItem(name: "username", value: credentials.user),
                 URLQueryItem(name: "password", value: credentials.password),
             ]
-            var request = HTTPClientRequest(url: realm)
-            request.method = .POST
-            request.headers.add(name: "User-Agent", value: "mirrorgate/0.1")
-            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            var post = request(target.url)
+            post.method = .POST
+            post.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
             let body = (form.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
-            request.body = .bytes(ByteBuffer(string: body))
-            let (status, answer) = try await tokenRequest(request, client: client)
-            if status == 200 { return try Self.decodeToken(answer) }
+            post.body = .bytes(ByteBuffer(string: body))
+            let (status, answer) = try await tokenRequest(post, client: client)
+            if status == 200 { return try Self.decodeTokenOrFail(answer) }
             guard [400, 401, 404, 405].contains(status) else {
-                throw .authentication("token service answered \(status) to the OAuth2 form")
+                throw TokenFailure(description: "answered \(status) to the OAuth2 form")
             }
         }
-        var items = components.queryItems ?? []
+        guard var query = URLComponents(string: target.url) else { throw TokenFailure(description: "bad token realm") }
+        var items = query.queryItems ?? []
         if !service.isEmpty { items.append(URLQueryItem(name: "service", value: service)) }
         if !scope.isEmpty { items.append(URLQueryItem(name: "scope", value: scope)) }
-        components.queryItems = items
-        guard let url = components.url?.absoluteString else { throw .authentication("bad token realm") }
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "User-Agent", value: "mirrorgate/0.1")
+        query.queryItems = items
+        guard let url = query.url?.absoluteString else { throw TokenFailure(description: "bad token realm") }
+        var get = request(url)
         if let credentials {
-            request.headers.add(name: "Authorization", value: "Basic " + Data("\(credentials.user):\(credentials.password)".utf8).base64EncodedString())
+            get.headers.add(name: "Authorization", value: "Basic " + Data("\(credentials.user):\(credentials.password)".utf8).base64EncodedString())
         }
-        let (status, answer) = try await tokenRequest(request, client: client)
-        guard status == 200 else { throw .authentication("token service answered \(status)") }
-        return try Self.decodeToken(answer)
+        let (status, answer) = try await tokenRequest(get, client: client)
+        guard status == 200 else { throw TokenFailure(description: "answered \(status)") }
+        return try Self.decodeTokenOrFail(answer)
     }
 
-    private func tokenRequest(_ request: HTTPClientRequest, client: HTTPClient) async throws(UpstreamError) -> (Int, ByteBuffer) {
+    private func tokenRequest(_ request: HTTPClientRequest, client: HTTPClient) async throws(TokenFailure) -> (Int, ByteBuffer) {
         do {
             let response = try await client.execute(request, timeout: timeout)
             let body = try await BodyCollector.collect(response.body, upTo: 1 << 20, stallTimeout: timeout)
             return (Int(response.status.code), body)
         } catch {
-            throw .authentication("token request failed: \(Self.classify(error))")
+            throw TokenFailure(description: "request failed: \(Self.classify(error))")
+        }
+    }
+
+    private static func decodeTokenOrFail(_ body: ByteBuffer) throws(TokenFailure) -> (value: String, lifetime: Duration) {
+        do {
+            return try decodeToken(body)
+        } catch {
+            throw TokenFailure(description: "\(error)")
         }
     }
 
@@ -259,8 +320,21 @@ public final class UpstreamClient: Sendable {
         struct TokenResponse: Decodable {
             var token: String?
             var access_token: String?
-            var expires_in: Int?
+            var expires_in: Seconds?
             var issued_at: String?
+        }
+        /// `expires_in` as any JSON number (`300`, `300.5`, `1e30`), saturated into an `Int`;
+        /// `nil` for anything else, which means the default of 60 s.
+        struct Seconds: Decodable {
+            var value: Int?
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let n = try? container.decode(Int.self) {
+                    value = n
+                } else if let x = try? container.decode(Double.self), x.isFinite {
+                    value = x >= 0x1p63 ? .max : x <= -0x1p63 ? .min : Int(x)
+                }
+            }
         }
         guard let decoded = try? JSONDecoder().decode(TokenResponse.self, from: Data(body.readableBytesView)),
               let token = decoded.token ?? decoded.access_token, !token.isEmpty
@@ -269,7 +343,7 @@ public final class UpstreamClient: Sendable {
         }
         // Clamped before the conversion to milliseconds below: `expires_in` near `Int.max`
         // would trap there, and no registry's token is meant to outlive a day.
-        let expiresIn = Double(min(max(decoded.expires_in ?? 60, 60), Int(Self.maxTokenLifetime.components.seconds)))
+        let expiresIn = Double(min(max(decoded.expires_in?.value ?? 60, 60), Int(Self.maxTokenLifetime.components.seconds)))
         var lifetime = expiresIn
         if let issued = decoded.issued_at, let issuedAt = Self.parseTimestamp(issued) {
             lifetime = max(issuedAt.addingTimeInterval(expiresIn).timeIntervalSince(now), 0)
@@ -279,6 +353,9 @@ public final class UpstreamClient: Sendable {
     }
 
     static func parseTimestamp(_ s: String) -> Date? {
+        // Foundation's formatters trap on some non-ASCII input ("Incorrect range CFRange"),
+        // and no RFC 3339 timestamp has any.
+        guard s.utf8.count <= 64, s.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else { return nil }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let d = formatter.date(from: s) { return d }
@@ -286,18 +363,31 @@ public final class UpstreamClient: Sendable {
         return formatter.date(from: s)
     }
 
-    /// Same host as the upstream, a host listed in `auth_hosts`, or a host on the same
-    /// registrable domain (last two labels) as the upstream.
-    static func realmMayReceiveCredentials(realmHost: String, upstream: Upstream) -> Bool {
-        let host = upstream.config.url.host
-        if realmHost == host || upstream.config.authHosts.contains(realmHost) { return true }
-        // The registrable-domain rule applies to DNS names only: 127.0.0.2 is not "on the
-        // same domain" as 127.0.0.1.
-        func isName(_ h: String) -> Bool { h.contains { $0.isLetter } && !h.contains(":") }
-        guard isName(realmHost), isName(host) else { return false }
-        let a = realmHost.split(separator: ".").suffix(2)
-        let b = host.split(separator: ".").suffix(2)
-        return a.count == 2 && a == b
+    /// Token realms of well-known registries that live on another host than the registry,
+    /// over https: Docker Hub's `registry-1.docker.io` challenges with
+    /// `https://auth.docker.io/token` (protocol.md §2 and §3: Docker's `pulls.md` and the
+    /// distribution token spec), GitLab.com's `registry.gitlab.com` with
+    /// `https://gitlab.com/jwt/auth` (gitlab-org/gitlab-foss#26465). ghcr.io, quay.io, gcr.io,
+    /// `*.pkg.dev` and public.ecr.aws name realms on their own origin and need no entry.
+    static let wellKnownRealmHosts: [String: String] = [
+        "registry-1.docker.io": "auth.docker.io",
+        "registry.gitlab.com": "gitlab.com",
+    ]
+
+    /// Whether `realm` may receive the upstream's credentials: it is on the upstream's own
+    /// origin (scheme, host and port, compared as ``RedirectPolicy`` compares them), its host
+    /// is listed in `auth_hosts`, or it is the well-known realm of a well-known registry
+    /// (``wellKnownRealmHosts``, https only). Not "the same host": a realm on another port
+    /// of it is another service. Not "the same registrable domain": `x.co.uk` and
+    /// `evil.co.uk` share their last two labels.
+    static func realmMayReceiveCredentials(realm: String, upstream: Upstream) -> Bool {
+        guard let components = URLComponents(string: realm), let host = components.host.map(OutboundTargetPolicy.normalized) else { return false }
+        if RedirectPolicy(upstream: upstream.config.url, maxHops: 0).carriesCredentials(realm) { return true }
+        if upstream.config.authHosts.contains(where: { OutboundTargetPolicy.normalized($0) == host }) { return true }
+        let upstreamURL = upstream.config.url
+        return components.scheme?.lowercased() == "https" && upstreamURL.scheme.lowercased() == "https"
+            && (upstreamURL.port ?? 443) == 443 && (components.port ?? 443) == 443
+            && wellKnownRealmHosts[upstreamURL.host.lowercased()] == host
     }
 
     /// Whether a realm with `realmScheme` would carry an https upstream's credentials over
@@ -311,35 +401,52 @@ public final class UpstreamClient: Sendable {
         HTTPClientResponse(status: .ok).body
     }
 
-    /// Maps AsyncHTTPClient and NIO errors to ``UpstreamError``.
+    /// Maps AsyncHTTPClient and NIO errors to ``UpstreamError``, with messages that name
+    /// no host, address, port or URL: they reach clients in error answers, where the upstream
+    /// is named by its configured name (a redirect target's address, or a URL with userinfo in
+    /// a hostile `Location`, is nobody's business there).
     public static func classify(_ error: any Error) -> UpstreamError {
         if let e = error as? UpstreamError { return e }
         if let e = error as? HTTPClientError {
+            // `shortDescription` carries no associated values (`invalidHeaderFieldValues`
+            // would otherwise quote header values, `Authorization` among them).
             switch e {
-            case .connectTimeout, .deadlineExceeded, .readTimeout: return .timeout("\(e)")
-            default: return .connection("\(e)")
+            case .connectTimeout, .deadlineExceeded, .readTimeout: return .timeout(e.shortDescription.lowercased())
+            default: return .connection(e.shortDescription.lowercased())
             }
         }
         if error is CancellationError { return .timeout("cancelled") }
         // NIO's IOError reads "connection reset (error set): Connection refused) (errno: 111)".
-        if let e = error as? IOError { return .connection(String(cString: strerror(e.errnoCode)).lowercased()) }
-        return .connection(String(describing: error))
+        if let e = error as? IOError { return .connection(Self.reason(e)) }
+        // Its description names the host, each address tried and the port.
+        if let e = error as? NIOConnectionError {
+            if e.dnsAError != nil || e.dnsAAAAError != nil { return .connection("name does not resolve") }
+            let reasons = Set(e.connectionErrors.map { ($0.error as? IOError).map(Self.reason) ?? "could not connect" })
+            return .connection(reasons.sorted().joined(separator: ", ").ifEmpty("could not connect"))
+        }
+        if error is NIOSSLError || error is NIOSSLExtraError { return .connection("TLS handshake failed") }
+        return .connection(UpstreamError.describe(unknown: error))
+    }
+
+    private static func reason(_ error: IOError) -> String {
+        String(cString: strerror(error.errnoCode)).lowercased()
     }
 }
 
 /// Which realm and service each upstream last challenged with, so the next request can use a
 /// cached token without a round trip to learn the challenge again.
 actor RealmIndex {
-    private var realms: [String: (String, String)] = [:]
-    func realm(for upstream: String) -> (String, String)? { realms[upstream] }
-    func set(_ upstream: String, realm: String, service: String) { realms[upstream] = (realm, service) }
+    private var realms: [Upstream.ID: (String, String)] = [:]
+    func realm(for upstream: Upstream.ID) -> (String, String)? { realms[upstream] }
+    func set(_ upstream: Upstream.ID, realm: String, service: String) { realms[upstream] = (realm, service) }
 }
 
-/// Upstreams that asked for Basic authentication.
+/// Upstreams that asked for Basic authentication (each is then sent its own credentials
+/// before it asks again).
 final class KnownBasic: Sendable {
-    private let names = Mutex<Set<String>>([])
-    func insert(_ name: String) { names.withLock { _ = $0.insert(name) } }
-    func contains(_ name: String) -> Bool { names.withLock { $0.contains(name) } }
+    private let ids = Mutex<Set<Upstream.ID>>([])
+    func insert(_ id: Upstream.ID) { ids.withLock { _ = $0.insert(id) } }
+    func contains(_ id: Upstream.ID) -> Bool { ids.withLock { $0.contains(id) } }
 }
 
 import Synchronization

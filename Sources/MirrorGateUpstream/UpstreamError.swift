@@ -23,3 +23,18 @@ public enum UpstreamError: Error, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension UpstreamError {
+    /// The description of an error this module does not know, when it cannot name a place:
+    /// no `:`, `/`, `@` or brackets (URLs, userinfo, `host:port`, IPv6) and no dotted
+    /// numbers (IPv4). Otherwise only its type's name: such messages reach clients.
+    static func describe(unknown error: any Error) -> String {
+        let text = "\(error)"
+        let placeLike = text.contains { ":/@[]".contains($0) } || text.range(of: #"\d+\.\d+\.\d+"#, options: .regularExpression) != nil
+        return placeLike || text.isEmpty ? String(describing: type(of: error)) : text
+    }
+}
+
+extension String {
+    func ifEmpty(_ replacement: String) -> String { isEmpty ? replacement : self }
+}

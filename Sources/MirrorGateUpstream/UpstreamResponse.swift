@@ -22,9 +22,15 @@ public struct UpstreamResponse: Sendable {
 
     public func header(_ name: String) -> String? { headers.first(name: name) }
 
-    /// `Content-Length`, when present and valid.
+    /// `Content-Length`, when present and valid: digits only, at most
+    /// ``ContentRange/maxLength`` (`Int.max`), so it can become an `Int` anywhere.
     public var contentLength: UInt64? {
-        header("content-length").flatMap { UInt64($0.trimmingCharacters(in: " ")) }
+        header("content-length").flatMap { ContentRange.length(Substring($0).trimmingOWS()) }
+    }
+
+    /// The `Content-Range` of a 206, when present and valid (see ``ContentRange``).
+    public var contentRange: ContentRange? {
+        header("content-range").flatMap(ContentRange.init)
     }
 
     /// Reads the whole body, failing past `limit` bytes or after ``bodyTimeout`` without a byte.
@@ -36,14 +42,5 @@ public struct UpstreamResponse: Sendable {
     /// closes it, when it is large or stalls).
     public func discardBody() async {
         _ = try? await BodyCollector.collect(body, upTo: 1 << 20, stallTimeout: bodyTimeout)
-    }
-}
-
-extension String {
-    func trimmingCharacters(in c: Character) -> String {
-        var s = Substring(self)
-        while s.first == c { s.removeFirst() }
-        while s.last == c { s.removeLast() }
-        return String(s)
     }
 }

@@ -9,7 +9,8 @@ import Testing
 /// reaches an upstream). Upstreams are real `docker-registry` processes (with htpasswd or token
 /// auth where credentials matter) behind `Fixtures/registry_front.py`, which plays Docker
 /// Hub's redirect of blob downloads to a CDN and logs whether each request carried an
-/// `Authorization` header; 127.0.0.2 plays "another host".
+/// `Authorization` header; 127.0.0.2 plays "another host" (listed in `redirect_hosts`: like
+/// any address of the gateway's own networks, it is refused as a redirect target otherwise).
 @Suite(.serialized)
 struct OutboundSafetyTests {
     let skopeo: Skopeo
@@ -85,6 +86,10 @@ struct OutboundSafetyTests {
             var extra = ["username: \(Self.user)", "password: \(Self.password)"]
             // The target's certificate is self-signed (skip_tls_verify also covers redirect targets).
             if redirect.targetUsesTLS { extra.append("skip_tls_verify: true") }
+            // Another loopback address is another host on the gateway's network: it must be listed.
+            if redirect.targetHost != "127.0.0.1" { extra.append("redirect_hosts: [\(redirect.targetHost)]") }
+            // The token issuer is another port of the registry's host: another origin.
+            if redirect.scheme == "bearer" { extra.append("auth_hosts: [127.0.0.1]") }
             var config = GatewayConfig()
             config.registries = [.init(key: "docker.io", upstreams: [.init(name: "hub", url: front.url, extra: extra)])]
             let gateway = try await GatewayProcess.start(config)
@@ -183,6 +188,7 @@ struct OutboundSafetyTests {
             try await front.stallRedirects(true)
 
             var config = GatewayConfig.upstreams([front.url])
+            config.registries[0].upstreams[0].extra = ["redirect_hosts: [127.0.0.2]"]
             config.healthTimeout = "1s"
             let gateway = try await GatewayProcess.start(config)
             cleanup.add { await gateway.stop() }
@@ -252,7 +258,8 @@ struct OutboundSafetyTests {
 
             var config = GatewayConfig(failureThreshold: 10)
             config.registries = [.init(key: "docker.io", upstreams: [
-                .init(name: "secure", url: secure.url, extra: ["skip_tls_verify: true"]),
+                // Listed, so that only the downgrade rule refuses the redirect.
+                .init(name: "secure", url: secure.url, extra: ["skip_tls_verify: true", "redirect_hosts: [127.0.0.2]"]),
                 .init(name: "direct", url: holder.url),
             ])]
             let gateway = try await GatewayProcess.start(config)
@@ -299,7 +306,10 @@ struct OutboundSafetyTests {
             let accept = [("Accept", fixture.topMediaType)]
             var config = GatewayConfig()
             config.registries = [.init(key: "docker.io", upstreams: [
-                .init(name: "hub", url: secure.url, extra: ["username: \(Self.user)", "password: \(Self.password)", "skip_tls_verify: true"]),
+                // The realm is another port of this host: listed, so that only the downgrade rule refuses.
+                .init(name: "hub", url: secure.url, extra: [
+                    "username: \(Self.user)", "password: \(Self.password)", "skip_tls_verify: true", "auth_hosts: [127.0.0.1]",
+                ]),
             ])]
             let gateway = try await GatewayProcess.start(config)
             cleanup.add { await gateway.stop() }
@@ -316,7 +326,8 @@ struct OutboundSafetyTests {
             await gateway.stop()
 
             // Over http the same realm is no downgrade: the account's token opens the private repository.
-            config.registries[0].upstreams[0] = .init(name: "hub", url: hub.url, extra: ["username: \(Self.user)", "password: \(Self.password)"])
+            config.registries[0].upstreams[0] = .init(
+                name: "hub", url: hub.url, extra: ["username: \(Self.user)", "password: \(Self.password)", "auth_hosts: [127.0.0.1]"])
             let plain = try await GatewayProcess.start(config)
             cleanup.add { await plain.stop() }
             let allowed = try await HTTPFetch.get("\(plain.url)/v2/private/app/manifests/v1", headers: accept)

@@ -29,7 +29,8 @@ struct QuotaTests {
         var config = GatewayConfig(tagTTL: ttl)
         config.registries = [.init(key: "docker.io", upstreams: [
             .init(name: "hub-anonymous", url: front, extra: ["budget: {pulls: \(anonymousPulls), window: 6h}"]),
-            .init(name: "hub-authenticated", url: front, extra: ["username: \(alice.name)", "password: \(alice.password)"]),
+            // The token issuer is another port of this host, so another origin: listed.
+            .init(name: "hub-authenticated", url: front, extra: ["username: \(alice.name)", "password: \(alice.password)", "auth_hosts: [127.0.0.1]"]),
         ])]
         return config
     }
@@ -128,10 +129,11 @@ struct QuotaTests {
         }
     }
 
-    /// Credentials never reach a token realm on a foreign host; listing it in `auth_hosts`
-    /// allows it.
+    /// Credentials never reach a token realm on a foreign host — another origin, here the same
+    /// address on another port (one on another address of the gateway's network is not even
+    /// asked, OutboundTargetTests); listing it in `auth_hosts` allows it.
     @Test func credentialsNeverReachAForeignRealm() async throws {
-        try await TokenAuthRegistry.with(users: [Self.alice], publicRepositories: ["library/*"], realmHost: "127.0.0.2") { hub in
+        try await TokenAuthRegistry.with(users: [Self.alice], publicRepositories: ["library/*"], realmHost: "127.0.0.1") { hub in
             _ = try await pushImages(1, to: hub, prefix: "private/app")
             try await hub.issuer.clearRequests()
             var config = GatewayConfig()
@@ -147,7 +149,7 @@ struct QuotaTests {
                 #expect(hub.issuer.tokenRequests().allSatisfy { $0.authorization == nil && $0.user == nil && $0.method == "GET" })
                 #expect(gateway.logText().contains("refusing to send credentials to a token realm on a foreign host"))
             }
-            config.registries[0].upstreams[0].extra.append("auth_hosts: [127.0.0.2]")
+            config.registries[0].upstreams[0].extra.append("auth_hosts: [127.0.0.1]")
             try await GatewayProcess.with(config) { gateway in
                 let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "private/app0", reference: "v1")
                 #expect(!pulled.allDigests.isEmpty)
@@ -165,7 +167,7 @@ struct QuotaTests {
             try await hub.issuer.clearRequests()
             var config = GatewayConfig()
             config.registries = [.init(key: "docker.io", upstreams: [
-                .init(name: "hub", url: hub.url, extra: ["username: \(Self.alice.name)", "password: \(Self.alice.password)"]),
+                .init(name: "hub", url: hub.url, extra: ["username: \(Self.alice.name)", "password: \(Self.alice.password)", "auth_hosts: [127.0.0.1]"]),
             ])]
             try await GatewayProcess.with(config) { gateway in
                 let pulled = try await skopeo.pull(from: gateway.hostPort, repository: "team/app0", reference: "v1")

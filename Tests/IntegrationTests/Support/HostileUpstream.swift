@@ -79,14 +79,16 @@ public final class HostileUpstream: Sendable {
         let process = try ManagedProcess(
             name: "hostile-upstream", executable: python, arguments: arguments, stdoutLog: directory.appending("hostile.log"))
         do {
-            let deadline = ContinuousClock.now + .seconds(20)
+            let deadline = ContinuousClock.now + .seconds(30)
             var ports: (Int, Int)?
-            while ports == nil {
+            while true {
+                // The output first: a starved test process may look only after the deadline.
+                ports = Self.listeningPorts(process.stdoutText())
+                if ports != nil { break }
                 guard process.isRunning, ContinuousClock.now < deadline else {
                     throw ManagedProcess.Failure("hostile upstream did not start\n\(process.logTail())")
                 }
-                ports = Self.listeningPorts(process.stdoutText())
-                if ports == nil { try await Task.sleep(for: .milliseconds(50)) }
+                try await Task.sleep(for: .milliseconds(50))
             }
             let upstream = HostileUpstream(
                 host: host, port: ports!.0, internalHost: internalHost, internalPort: ports!.1,

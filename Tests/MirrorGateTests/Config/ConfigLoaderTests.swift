@@ -197,6 +197,7 @@ struct ConfigLoaderTests {
                     resolve: false
                     skip_tls_verify: yes
                     auth_hosts: [Auth.Example.com, token.example.com]
+                    redirect_hosts: [MinIO.corp, 10.0.0.6, "[fd00::6]", "fd00::7"]
               localhost:
                 upstreams:
                   - url: http://127.0.0.1:5001
@@ -210,6 +211,10 @@ struct ConfigLoaderTests {
         #expect(!upstream.resolve)
         #expect(upstream.skipTLSVerify)
         #expect(upstream.authHosts == ["auth.example.com", "token.example.com"])
+        #expect(upstream.redirectHosts == ["minio.corp", "10.0.0.6", "fd00::6", "fd00::7"])
+        #expect(config.registries[1].upstreams[0].redirectHosts.isEmpty)
+        #expect(config.routingPlan.contains("token realms also on: auth.example.com, token.example.com"))
+        #expect(config.routingPlan.contains("may redirect to: minio.corp, 10.0.0.6, fd00::6, fd00::7"))
         #expect(config.registries[1].upstreams[0].url.origin == "http://127.0.0.1:5001")
     }
 
@@ -860,6 +865,17 @@ struct ConfigLoaderTests {
                       - auth.docker.io
                       - "not a host"
             """, key: "registries.docker.io.upstreams[0].auth_hosts[1]", line: 7, message: "is not a host name")
+    }
+
+    @Test(arguments: ["\"minio.corp:9000\"", "\"http://minio.corp\"", "\"not a host\"", "\"*.corp\"", "\"fd00::zz\""])
+    func badRedirectHosts(_ host: String) {
+        expectInvalid("""
+            registries:
+              docker.io:
+                upstreams:
+                  - url: https://harbor.corp
+                    redirect_hosts: [minio.corp, \(host)]
+            """, key: "registries.docker.io.upstreams[0].redirect_hosts[1]", line: 5, message: "is not a host name or IP address")
     }
 
     // MARK: - Odd keys

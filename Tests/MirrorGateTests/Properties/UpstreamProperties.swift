@@ -94,9 +94,9 @@ struct UpstreamProperties {
         }
         await propertyCheck(count: HostileInput.scaled(3000), input: input) { limit, remaining in
             let parsed = RateLimitHeaders(limitHeader: limit, remainingHeader: remaining)
-            #expect((parsed.limit ?? 0) >= 0)
-            #expect((parsed.remaining ?? 0) >= 0)
-            if let window = parsed.window { #expect(window > .zero) }
+            #expect((0...RateLimitHeaders.maxCount).contains(parsed.limit ?? 0))
+            #expect((0...RateLimitHeaders.maxCount).contains(parsed.remaining ?? 0))
+            if let window = parsed.window { #expect(window > .zero && window <= RateLimitHeaders.maxWindow) }
             var headers = HTTPHeaders()
             headers.add(name: "RateLimit-Limit", value: limit)
             headers.add(name: "x-ratelimit-remaining", value: remaining)
@@ -109,10 +109,10 @@ struct UpstreamProperties {
     }
 
     /// A number as `ratelimit-*` carries it: decimal digits, nothing else (RFC 8941 integers
-    /// that are not negative).
+    /// that are not negative), saturating at `RateLimitHeaders.maxCount`.
     static func expectedNumber(_ s: String) -> Int? {
         guard !s.isEmpty, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        return Int(s)
+        return Int(s).map { min($0, RateLimitHeaders.maxCount) } ?? RateLimitHeaders.maxCount
     }
 
     @Test func numbersAreReadOnlyWhenTheyAreNonNegativeIntegers() async {
@@ -133,7 +133,7 @@ struct UpstreamProperties {
             let number = Self.expectedNumber(value.trimmingCharacters(in: .whitespaces))
             #expect(parsed.limit == number, "\(header)")
             #expect(parsed.remaining == number, "\(header)")
-            let seconds = form == 2 ? nil : Self.expectedNumber(window).flatMap { $0 > 0 ? $0 : nil }
+            let seconds = form == 2 ? nil : Self.expectedNumber(window).flatMap { $0 > 0 ? min($0, 86_400) : nil }
             #expect(parsed.window == seconds.map { .seconds($0) }, "\(header)")
         }
     }
@@ -141,9 +141,11 @@ struct UpstreamProperties {
     @Test func dockerHubFormsParse() async {
         await propertyCheck(count: HostileInput.scaled(1000), input: Gen.int(in: 0...Int.max), Gen.int(in: 1...Int.max)) { n, w in
             let parsed = RateLimitHeaders(limitHeader: "\(n);w=\(w)", remainingHeader: "\(n / 2);w=\(w)")
-            #expect(parsed == RateLimitHeaders(limit: n, remaining: n / 2, window: .seconds(w)))
+            let count = { (k: Int) in min(k, RateLimitHeaders.maxCount) }
+            let window = Duration.seconds(min(w, 86_400))
+            #expect(parsed == RateLimitHeaders(limit: count(n), remaining: count(n / 2), window: window))
             let listed = RateLimitHeaders(limitHeader: "\(n), \(n);w=\(w)", remainingHeader: nil)
-            #expect(listed == RateLimitHeaders(limit: n, remaining: nil, window: .seconds(w)))
+            #expect(listed == RateLimitHeaders(limit: count(n), remaining: nil, window: window))
         }
     }
 
@@ -156,9 +158,18 @@ struct UpstreamProperties {
 
     static func tokenBody(_ rng: inout HostileInput.RNG) -> String {
         if HostileInput.int(&rng, 0...1) == 0 { return HostileInput.string(&rng, extra: tokenExtra) }
-        let expires = HostileInput.pick(["-9223372036854775808", "-1", "0", "59", "300", "86400", "9223372036854775807", "99999999999999999"], &rng)
-        let issued = HostileInput.pick(["", ",\"issued_at\":\"2026-01-01T00:00:00Z\"", ",\"issued_at\":\"9999-12-31T23:59:59.999Z\"",
+        let expires = HostileInput.pick([
+            "-9223372036854775808", "-1", "0", "59", "300", "86400", "9223372036854775807", "99999999999999999", "1e30", "-1e30",
+            "300.5", "1e308", "\"300\"", "null", "true", "[]",
+        ], &rng)
+        var issued = HostileInput.pick(["", ",\"issued_at\":\"2026-01-01T00:00:00Z\"", ",\"issued_at\":\"9999-12-31T23:59:59.999Z\"",
                                         ",\"issued_at\":\"0001-01-01T00:00:00Z\"", ",\"issued_at\":\"garbage\""], &rng)
+        if HostileInput.int(&rng, 0...2) == 0 {
+            // Any text as issued_at (JSON-escaped): Foundation's date formatters trap on some.
+            let text = HostileInput.string(&rng, extra: ["2026-01-01T00:00:00Z", "T", "Z", ":", "-", "ú", "\u{301}"], maxParts: 12)
+            let data = try! JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed])
+            issued = ",\"issued_at\":" + String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+        }
         return "{\"token\":\"t\",\"expires_in\":\(expires)\(issued)}"
     }
 

@@ -1,17 +1,10 @@
-import RegistryModel
+import HeaderChecks
 
-/// `Accept` headers (one per input line): accepted types are trimmed, non-empty, without
-/// list or parameter separators.
+/// `Accept` values, one per line: traps on any violation of `HeaderParserChecks.accept`, the oracle
+/// the property suite runs on this target's seeds and their mutations too.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzAccept(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let s = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
-    let negotiation = ManifestNegotiation(acceptHeaders: s.split(separator: "\n").map(String.init))
-    for type in negotiation.accepted {
-        precondition(!type.isEmpty && !type.unicodeScalars.contains(",") && !type.unicodeScalars.contains(";"))
-        precondition(type.first != " " && type.last != " " && type.first != "\t" && type.last != "\t")
-    }
-    for mediaType in [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest] {
-        _ = negotiation.decide(mediaType: mediaType, requestedByTag: size % 2 == 0)
-    }
+    let violations = HeaderParserChecks.accept(Array(UnsafeBufferPointer(start: data, count: size)))
+    precondition(violations.isEmpty, violations.joined(separator: "; "))
     return 0
 }

@@ -1,0 +1,1 @@
+../../../Tests/MirrorGateTests/Properties/HeaderParserChecks.swift

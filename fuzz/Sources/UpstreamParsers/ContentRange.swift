@@ -1,0 +1,1 @@
+../../../Sources/MirrorGateUpstream/ContentRange.swift

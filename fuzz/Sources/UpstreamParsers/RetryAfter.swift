@@ -1,0 +1,1 @@
+../../../Sources/MirrorGateUpstream/RetryAfter.swift
