@@ -115,6 +115,16 @@ public final class InboundAuthenticator: Sendable {
         return try parse(text, path: path)
     }
 
+    /// The hash in the form the bcrypt implementation checks.
+    ///
+    /// `htpasswd -B` writes `$2y$` (crypt_blowfish's marker for its corrected implementation),
+    /// which HummingbirdBcrypt's OpenBSD code does not know; `$2y$` and `$2b$` are the same
+    /// algorithm with the same output, so the entry is checked as `$2b$`. (`$2a$` differs from
+    /// `$2b$` only for passwords over 255 bytes, which are refused before any check.)
+    static func normalized(_ hash: String) -> String {
+        hash.hasPrefix("$2y$") ? "$2b$" + hash.dropFirst(4) : hash
+    }
+
     static func parse(_ text: String, path: String) throws(LoadError) -> [String: String] {
         var hashes: [String: String] = [:]
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -130,7 +140,7 @@ public final class InboundAuthenticator: Sendable {
                 throw .invalidLine(path: path, line: index + 1, reason: "user \(user): only bcrypt entries are accepted (htpasswd -B)")
             }
             guard hashes[user] == nil else { throw .invalidLine(path: path, line: index + 1, reason: "user \(user) appears twice") }
-            hashes[user] = hash
+            hashes[user] = normalized(hash)
         }
         guard !hashes.isEmpty else { throw .empty(path: path) }
         return hashes
