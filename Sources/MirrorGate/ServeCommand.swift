@@ -70,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         fetcher.committed.withLock { $0 = { await janitor.enforceCap() } }
         let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)
         let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, janitor: janitor, logger: logger)
-        let responder = RegistryResponder<BasicRequestContext>(
+        let responder = RegistryResponder<GatewayRequestContext>(
             service: service, namespaces: NamespaceRouter(config: config), logger: logger,
             authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil)
 
@@ -86,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         ]
         if let admin = config.adminListen {
             let adminApp = Application(
-                responder: AdminResponder<BasicRequestContext>(service: service, metrics: metrics, logger: logger),
+                responder: AdminResponder<GatewayRequestContext>(service: service, metrics: metrics, logger: logger),
                 server: try ServerSetup.serverBuilder(limits: config.limits, tls: nil),
                 configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
                 logger: logger)

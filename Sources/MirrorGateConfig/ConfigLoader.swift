@@ -152,7 +152,7 @@ public struct ConfigLoader: Sendable {
 
     private func auth(_ node: ConfigNode?) throws(ConfigError) -> InboundAuthConfig? {
         guard let node else { return nil }
-        let a = try node.mapping(allowed: ["htpasswd", "realm"])
+        let a = try node.mapping(allowed: ["htpasswd", "realm", "max_failures", "failure_window"])
         let file = try a.required("htpasswd")
         var config = InboundAuthConfig(htpasswdPath: try file.nonEmptyString())
         try readable(config.htpasswdPath, file)
@@ -161,6 +161,11 @@ public struct ConfigLoader: Sendable {
             guard config.realm.allSatisfy({ $0.isASCII && $0 != "\"" && $0 != "\\" && !$0.isNewline }) else {
                 throw r.invalid("must be printable ASCII without quotes or backslashes")
             }
+        }
+        if let m = a["max_failures"] { config.maxFailures = try m.int(min: 1, max: 100_000) }
+        if let w = a["failure_window"] {
+            config.failureWindow = try w.duration()
+            guard config.failureWindow >= .seconds(1), config.failureWindow <= .seconds(86_400) else { throw w.invalid("must be from 1s to 1d") }
         }
         return config
     }

@@ -35,9 +35,16 @@ public struct InboundAuthConfig: Sendable, Equatable {
     public var htpasswdPath: String
     /// Realm named in the `WWW-Authenticate` challenge.
     public var realm: String
-    public init(htpasswdPath: String, realm: String = "MirrorGate") {
+    /// Failed password checks one client address may make within ``failureWindow`` before its
+    /// further attempts get 429 without being checked.
+    public var maxFailures: Int
+    /// The sliding window ``maxFailures`` counts in.
+    public var failureWindow: Duration
+    public init(htpasswdPath: String, realm: String = "MirrorGate", maxFailures: Int = 20, failureWindow: Duration = .seconds(60)) {
         self.htpasswdPath = htpasswdPath
         self.realm = realm
+        self.maxFailures = maxFailures
+        self.failureWindow = failureWindow
     }
 }
 

@@ -39,11 +39,11 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         var response: Response
         do {
             // Probes stay open; `/metrics` on the main listener follows the same auth as the rest.
-            if request.uri.path == "/metrics" { try await authorize(request, log: &log) }
+            if request.uri.path == "/metrics" { try await authorize(request, context: context, log: &log) }
             if servesAdmin, let admin = try await AdminEndpoints.respond(request, service: service, metrics: metrics, log: &log) {
                 response = admin
             } else {
-                try await authorize(request, log: &log)
+                try await authorize(request, context: context, log: &log)
                 response = try await route(request, context: context, log: &log)
             }
         } catch let error as RegistryError {
@@ -95,15 +95,26 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     }
 
     /// With `auth:` configured, everything but the health endpoints needs valid credentials.
-    private func authorize(_ request: Request, log: inout RequestLog) async throws(RegistryError) {
+    private func authorize(_ request: Request, context: Context, log: inout RequestLog) async throws(RegistryError) {
         guard let authenticator else { return }
-        guard let user = await authenticator.authenticate(authorization: request.headers[.authorization]) else {
+        let client = AuthFailureLimiter.clientKey((context as? any RemoteAddressRequestContext)?.remoteAddress)
+        switch await authenticator.authenticate(authorization: request.headers[.authorization], client: client) {
+        case .authenticated(let user):
+            log.user = user
+        case .rejected:
             throw RegistryError(
                 .unauthorized,
                 request.headers[.authorization] == nil ? "authentication required" : "invalid user name or password",
                 headers: [("WWW-Authenticate", authenticator.challenge)])
+        case .throttled(let wait):
+            let seconds = max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0))
+            throw RegistryError(
+                .tooManyRequests, "too many failed authentication attempts from this address; retry in \(seconds) s",
+                headers: [("Retry-After", String(seconds))])
+        case .busy:
+            throw RegistryError(
+                .tooManyRequests, "too many password checks in progress; retry shortly", headers: [("Retry-After", "1")])
         }
-        log.user = user
     }
 
     private func route(_ request: Request, context: Context, log: inout RequestLog) async throws -> Response {

@@ -55,6 +55,14 @@ struct ServerConfigTests {
         #expect(config.limits == LimitsConfig(maxHeaderSize: 16 << 10, idleTimeout: .seconds(30), sendTimeout: .seconds(120), maxConcurrentFetches: 8))
     }
 
+    @Test func authFailureLimit() throws {
+        let defaults = try Self.load("auth: {htpasswd: /h}", files: ["/h": "u:x"])
+        #expect(defaults.auth?.maxFailures == 20)
+        #expect(defaults.auth?.failureWindow == .seconds(60))
+        let set = try Self.load("auth: {htpasswd: /h, max_failures: 5, failure_window: 10m}", files: ["/h": "u:x"])
+        #expect(set.auth == InboundAuthConfig(htpasswdPath: "/h", maxFailures: 5, failureWindow: .seconds(600)))
+    }
+
     @Test(arguments: [
         ("log: {format: xml}", "log.format", "is not a log format"),
         ("log: {level: loud}", "log.level", "is not a log level"),
@@ -63,6 +71,10 @@ struct ServerConfigTests {
         ("tls: {cert: /c}", "tls", "key"),
         ("auth: {htpasswd: /nope}", "auth.htpasswd", "cannot read /nope"),
         ("auth: {htpasswd: /h, realm: 'a\"b'}", "auth.realm", "quotes"),
+        ("auth: {htpasswd: /h, max_failures: 0}", "auth.max_failures", "between 1 and 100000"),
+        ("auth: {htpasswd: /h, max_failures: many}", "auth.max_failures", "integer"),
+        ("auth: {htpasswd: /h, failure_window: 500ms}", "auth.failure_window", "from 1s to 1d"),
+        ("auth: {htpasswd: /h, failure_window: 2d}", "auth.failure_window", "from 1s to 1d"),
         ("limits: {max_header_size: 100}", "limits.max_header_size", "from 4KiB to 1MiB"),
         ("limits: {idle_timeout: 10ms}", "limits.idle_timeout", "at least 1s"),
         ("limits: {send_timeout: 0s}", "limits.send_timeout", "at least 1s"),
