@@ -35,6 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
         bootstrapLogging(config.log.format, level: level)
         let logger = Logger(label: "mirrorgate")
         let metrics = MetricsExporter.bootstrap()
+        let maxConnections = raiseOpenFileLimit(config.limits, logger: logger)
 
         let authenticator: InboundAuthenticator?
         let tls: ReloadableTLS?
@@ -76,8 +77,10 @@ struct ServeCommand: AsyncParsableCommand {
 
         let app = Application(
             responder: responder,
-            server: try ServerSetup.serverBuilder(limits: config.limits, tls: tls),
+            server: try ServerSetup.serverBuilder(
+                limits: config.limits, tls: tls, connections: ConnectionGauge(limit: maxConnections, listener: "listen", logger: logger)),
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: nil),
+            onServerRunning: ServerSetup.onServerRunning(logger: logger),
             logger: logger
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
@@ -87,8 +90,11 @@ struct ServeCommand: AsyncParsableCommand {
         if let admin = config.adminListen {
             let adminApp = Application(
                 responder: AdminResponder<GatewayRequestContext>(service: service, metrics: metrics, logger: logger),
-                server: try ServerSetup.serverBuilder(limits: config.limits, tls: nil),
+                server: try ServerSetup.serverBuilder(
+                    limits: config.limits, tls: nil,
+                    connections: ConnectionGauge(limit: OpenFileLimit.adminConnections, listener: "admin_listen", logger: logger)),
                 configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
+                onServerRunning: ServerSetup.onServerRunning(logger: logger),
                 logger: logger)
             services.append(.init(service: adminApp))
         }
@@ -102,6 +108,26 @@ struct ServeCommand: AsyncParsableCommand {
         try await client.shutdown()
         logger.info("stopped")
     }
+}
+
+/// Raises the soft open-file limit to the hard one and returns the connection cap the result
+/// affords (`limits.max_connections`, or less), logging both.
+func raiseOpenFileLimit(_ limits: LimitsConfig, logger: Logger) -> Int {
+    guard let (before, after) = OpenFileLimit.raiseSoftToHard() else {
+        logger.warning("cannot read the open-file limit; limits.max_connections applies as configured")
+        return limits.maxConnections
+    }
+    let affordable = OpenFileLimit.affordableConnections(
+        configured: limits.maxConnections, openFiles: after.soft, maxConcurrentFetches: limits.maxConcurrentFetches)
+    logger.info("open-file limit", metadata: [
+        "soft_before": "\(before.soft)", "soft": "\(after.soft)", "hard": "\(after.hard)", "max_connections": "\(affordable)",
+    ])
+    if affordable < limits.maxConnections {
+        logger.warning("limits.max_connections lowered to what the open-file limit affords; raise LimitNOFILE or ulimit -n", metadata: [
+            "configured": "\(limits.maxConnections)", "max_connections": "\(affordable)", "open_files": "\(after.soft)",
+        ])
+    }
+    return affordable
 }
 
 /// Installs the log handler `log.format` names.

@@ -53,17 +53,25 @@ public struct LimitsConfig: Sendable, Equatable {
     /// Largest request head (request line and headers together), in bytes.
     public var maxHeaderSize: Int
     /// A connection with no complete request head for this long is closed (covers clients that
-    /// trickle a head byte by byte, and idle keep-alive connections).
+    /// trickle a head byte by byte, and idle keep-alive connections); a request body must also
+    /// be complete within this long of its head.
     public var idleTimeout: Duration
     /// A response whose client reads nothing for this long is abandoned and the connection closed.
     public var sendTimeout: Duration
     /// Upstream blob fetches running at once; more wait their turn (their clients wait too).
     public var maxConcurrentFetches: Int
+    /// Client connections open at once on `listen`; more are closed as they arrive. Lowered at
+    /// start when the open-file limit cannot afford it.
+    public var maxConnections: Int
 
-    public init(maxHeaderSize: Int = 64 << 10, idleTimeout: Duration = .seconds(60), sendTimeout: Duration = .seconds(60), maxConcurrentFetches: Int = 32) {
+    public init(
+        maxHeaderSize: Int = 64 << 10, idleTimeout: Duration = .seconds(60), sendTimeout: Duration = .seconds(60),
+        maxConcurrentFetches: Int = 32, maxConnections: Int = 4096
+    ) {
         self.maxHeaderSize = maxHeaderSize
         self.idleTimeout = idleTimeout
         self.sendTimeout = sendTimeout
         self.maxConcurrentFetches = maxConcurrentFetches
+        self.maxConnections = maxConnections
     }
 }

@@ -37,6 +37,7 @@ struct ServerConfigTests {
         #expect(config.auth == nil)
         #expect(config.limits == LimitsConfig())
         #expect(config.limits.maxConcurrentFetches == 32)
+        #expect(config.limits.maxConnections == 4096)
     }
 
     @Test func everythingSet() throws {
@@ -46,13 +47,14 @@ struct ServerConfigTests {
             log: {format: logfmt, level: debug}
             tls: {cert: /etc/tls/tls.crt, key: /etc/tls/tls.key}
             auth: {htpasswd: /etc/mirrorgate/htpasswd, realm: ci-mirror}
-            limits: {max_header_size: 16KiB, idle_timeout: 30s, send_timeout: 2m, max_concurrent_fetches: 8}
+            limits: {max_header_size: 16KiB, idle_timeout: 30s, send_timeout: 2m, max_concurrent_fetches: 8, max_connections: 500}
             """, files: ["/etc/tls/tls.crt": "CERT", "/etc/tls/tls.key": "KEY", "/etc/mirrorgate/htpasswd": "u:x"])
         #expect(config.adminListen == ListenAddress(host: "127.0.0.1", port: 9090))
         #expect(config.log == LogConfig(format: .logfmt, level: "debug"))
         #expect(config.tls == ListenerTLSConfig(certificatePath: "/etc/tls/tls.crt", keyPath: "/etc/tls/tls.key"))
         #expect(config.auth == InboundAuthConfig(htpasswdPath: "/etc/mirrorgate/htpasswd", realm: "ci-mirror"))
-        #expect(config.limits == LimitsConfig(maxHeaderSize: 16 << 10, idleTimeout: .seconds(30), sendTimeout: .seconds(120), maxConcurrentFetches: 8))
+        #expect(config.limits == LimitsConfig(maxHeaderSize: 16 << 10, idleTimeout: .seconds(30), sendTimeout: .seconds(120), maxConcurrentFetches: 8, maxConnections: 500))
+        #expect(config.routingPlan.contains("8 concurrent fetches, 500 connections"))
     }
 
     @Test func authFailureLimit() throws {
@@ -79,6 +81,8 @@ struct ServerConfigTests {
         ("limits: {idle_timeout: 10ms}", "limits.idle_timeout", "at least 1s"),
         ("limits: {send_timeout: 0s}", "limits.send_timeout", "at least 1s"),
         ("limits: {max_concurrent_fetches: 0}", "limits.max_concurrent_fetches", "between 1 and 10000"),
+        ("limits: {max_connections: 0}", "limits.max_connections", "between 1 and 1000000"),
+        ("limits: {max_connections: lots}", "limits.max_connections", "integer"),
         ("listen: 0.0.0.0:5000\nadmin_listen: 127.0.0.1:5000", "admin_listen", "must differ from listen"),
         ("admin_listen: nonsense", "admin_listen", "host:port"),
     ])
