@@ -55,7 +55,19 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info("registry", metadata: [
                 "registry": "\(registry.key)",
                 "upstreams": "\(registry.upstreams.map { "\($0.name) \($0.url)" }.joined(separator: " -> "))",
+                "users": "\(registry.users?.joined(separator: ",") ?? "all")",
             ])
+            if let exposure = config.exposure(of: registry) {
+                logger.warning("registry pulls with credentials for everyone", metadata: ["registry": "\(registry.key)", "exposure": "\(exposure)"])
+            }
+            if let users = registry.users, let authenticator {
+                let unknown = users.filter { !authenticator.knows(user: $0) }
+                if !unknown.isEmpty {
+                    logger.warning("registries.<key>.users names users the htpasswd file does not have", metadata: [
+                        "registry": "\(registry.key)", "users": "\(unknown.joined(separator: ","))",
+                    ])
+                }
+            }
         }
 
         let (blobs, metadata, janitor) = try await openCache(config, logger: logger)
@@ -73,7 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
         let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, janitor: janitor, logger: logger)
         let responder = RegistryResponder<GatewayRequestContext>(
             service: service, namespaces: NamespaceRouter(config: config), logger: logger,
-            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil)
+            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil, access: RegistryAccess(config: config))
 
         let app = Application(
             responder: responder,

@@ -1,6 +1,7 @@
 import Foundation
 
-/// The server sections of `gateway.yaml`: `log`, `tls`, `auth` and `limits`.
+/// The server sections of `gateway.yaml` (`log`, `tls`, `auth`, `limits`) and the inbound
+/// access of registries (`registries.<key>.users`).
 extension ConfigLoader {
     func log(_ node: ConfigNode?) throws(ConfigError) -> LogConfig {
         var log = LogConfig()
@@ -83,5 +84,26 @@ extension ConfigLoader {
         } catch {
             throw ConfigError.unreadableSecretFile(path: path, key: node.path, line: node.line, reason: Self.reason(error))
         }
+    }
+
+    /// `registries.<key>.users`: the inbound users who may pull through this registry. Only
+    /// meaningful with `auth:` (without it no request has a user), so a list without `auth`
+    /// is refused rather than silently shutting everyone out.
+    static func registryUsers(_ node: ConfigNode, authConfigured: Bool) throws(ConfigError) -> [String] {
+        guard authConfigured else {
+            throw node.invalid("lists inbound users, but auth is not configured: without auth no request has a user; add auth: {htpasswd: ...} or remove users")
+        }
+        let items = try node.sequence()
+        guard !items.isEmpty else { throw node.invalid("an empty list lets nobody pull; list users, or remove the registry") }
+        var users: [String] = []
+        for item in items {
+            let user = try item.nonEmptyString()
+            guard !user.contains(":"), user.allSatisfy({ !$0.isWhitespace && !$0.isNewline }) else {
+                throw item.invalid("'\(user)' is not an htpasswd user name (no ':' or spaces)")
+            }
+            guard !users.contains(user) else { throw item.invalid("user '\(user)' is listed twice") }
+            users.append(user)
+        }
+        return users
     }
 }

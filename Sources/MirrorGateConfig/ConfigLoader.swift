@@ -87,13 +87,14 @@ public struct ConfigLoader: Sendable {
         let entries = try registriesNode.freeMapping()
         guard !entries.isEmpty else { throw registriesNode.invalid("at least one registry is required") }
         var registries: [RegistryConfig] = []
+        let authConfigured = top["auth"] != nil
         for entry in entries {
             guard Self.isRegistryHost(entry.key) else {
                 throw ConfigError.invalid(
                     key: entry.value.path, line: entry.line,
                     message: "'\(entry.key)' is not a registry host (expected a host name with a dot or a port, or localhost, such as docker.io or registry.local:5000)")
             }
-            registries.append(try registry(key: entry.key, entry.value))
+            registries.append(try registry(key: entry.key, entry.value, authConfigured: authConfigured))
         }
 
         let defaultRegistry: String
@@ -118,8 +119,8 @@ public struct ConfigLoader: Sendable {
             log: try log(top["log"]), tls: try tls(top["tls"]), auth: try auth(top["auth"]), limits: try limits(top["limits"]))
     }
 
-    private func registry(key: String, _ node: ConfigNode) throws(ConfigError) -> RegistryConfig {
-        let r = try node.mapping(allowed: ["upstreams"])
+    private func registry(key: String, _ node: ConfigNode, authConfigured: Bool) throws(ConfigError) -> RegistryConfig {
+        let r = try node.mapping(allowed: ["upstreams", "users"])
         let list = try r.required("upstreams")
         let items = try list.sequence()
         guard !items.isEmpty else { throw list.invalid("at least one upstream is required") }
@@ -131,7 +132,8 @@ public struct ConfigLoader: Sendable {
             }
             upstreams.append(upstream)
         }
-        return RegistryConfig(key: key, upstreams: upstreams)
+        let users = try r["users"].map { n throws(ConfigError) in try Self.registryUsers(n, authConfigured: authConfigured) }
+        return RegistryConfig(key: key, upstreams: upstreams, users: users)
     }
 
     private func upstream(_ node: ConfigNode) throws(ConfigError) -> UpstreamConfig {

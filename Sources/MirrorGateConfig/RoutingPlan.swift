@@ -13,6 +13,9 @@ extension GatewayConfig {
         lines.append("limits: header \(Self.formatBytes(UInt64(limits.maxHeaderSize))), idle \(ConfigValues.format(limits.idleTimeout)), send \(ConfigValues.format(limits.sendTimeout)), \(limits.maxConcurrentFetches) concurrent fetches, \(limits.maxConnections) connections")
         for registry in registries {
             lines.append("registry \(registry.key):")
+            lines.append("  access: " + (registry.users.map { "\($0.joined(separator: ", ")) only (registries.\(registry.key).users)" }
+                ?? (auth == nil ? "every client (auth is off)" : "every authenticated user")))
+            if let exposure = exposure(of: registry) { lines.append("  warning: " + exposure) }
             for (index, upstream) in registry.upstreams.enumerated() {
                 var notes: [String] = []
                 if !upstream.prefix.isEmpty { notes.append("prefix \(upstream.prefix)") }
@@ -24,6 +27,19 @@ extension GatewayConfig {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// What an unrestricted registry with credentialed upstreams gives away, or nil: the
+    /// gateway pulls with those credentials for whoever asks, so everyone who may use the
+    /// registry reads whatever the credentials can read (a confused deputy by design).
+    public func exposure(of registry: RegistryConfig) -> String? {
+        guard registry.users == nil else { return nil }
+        let credentialed = registry.upstreams.filter { $0.username != nil }
+        guard !credentialed.isEmpty else { return nil }
+        let who = auth == nil ? "every client that can reach this gateway (auth is off)" : "every htpasswd user"
+        let names = credentialed.map { "\($0.name) (as \($0.username!))" }.joined(separator: ", ")
+        return "\(names) pull\(credentialed.count == 1 ? "s" : "") with credentials: \(who) can read whatever those credentials can read"
+            + (auth == nil ? "; turn on auth and list registries.\(registry.key).users to restrict it" : "; list registries.\(registry.key).users to restrict it")
     }
 
     static func formatBytes(_ n: UInt64) -> String {

@@ -95,6 +95,11 @@ public final class InboundAuthenticator: Sendable {
         }
     }
 
+    /// Whether the htpasswd file currently has `user`.
+    public func knows(user: String) -> Bool {
+        state.withLock { $0.users.hashes[user] != nil }
+    }
+
     /// Checks bcrypt ran so far, for tests.
     var verifications: Int { pool.verifications }
 

@@ -21,10 +21,13 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     let metrics: MetricsExporter?
     /// Whether `/healthz`, `/readyz` and `/metrics` are served here (false with `admin_listen`).
     let servesAdmin: Bool
+    /// Which users may pull through which registry.
+    let access: RegistryAccess
 
     public init(
         service: PullService, namespaces: NamespaceRouter, logger: Logger,
-        authenticator: InboundAuthenticator? = nil, metrics: MetricsExporter? = nil, servesAdmin: Bool = true
+        authenticator: InboundAuthenticator? = nil, metrics: MetricsExporter? = nil, servesAdmin: Bool = true,
+        access: RegistryAccess = RegistryAccess(allowed: [:])
     ) {
         self.service = service
         self.namespaces = namespaces
@@ -32,6 +35,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         self.authenticator = authenticator
         self.metrics = metrics
         self.servesAdmin = servesAdmin
+        self.access = access
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -181,6 +185,8 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         let (registry, name) = try namespaces.route(repository: path.repository, namespace: namespace)
         log.registry = registry
         log.repository = name.value
+        // Before the cache or any upstream: a denied user learns nothing, not even what is cached.
+        try access.check(user: log.user, registry: registry)
 
         switch path.endpoint {
         case .manifest(let ref):
