@@ -60,6 +60,7 @@ public struct AdminResponder<Context: RequestContext>: HTTPResponder {
         }
         log.status = response.status.code
         response.headers[.xRequestID] = log.id
+        ResponseHardening.apply(to: &response.headers)
         // Probes every few seconds would drown the request log: metrics only, no line.
         GatewayMetrics.request(route: log.route, method: log.method, status: log.status, duration: ContinuousClock.now - log.start)
         return response

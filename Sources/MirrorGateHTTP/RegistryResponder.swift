@@ -61,6 +61,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         }
         log.status = response.status.code
         response.headers[.xRequestID] = log.id
+        ResponseHardening.apply(to: &response.headers)
         return Self.logged(response, log: log, logger: logger, activity: service.activity)
     }
 
@@ -128,7 +129,10 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
             log.route = "status"
             let page = StatusPage.render(await service.status())
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: page)))
+            let headers: HTTPFields = [
+                .contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .contentSecurityPolicy: ResponseHardening.statusPagePolicy,
+            ]
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: page)))
         case "/_mirrorgate/upstreams":
             log.route = "status"
             guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
