@@ -146,7 +146,7 @@ func raiseOpenFileLimit(_ limits: LimitsConfig, logger: Logger) -> Int {
 func bootstrapLogging(_ format: LogConfig.Format, level: Logger.Level) {
     LoggingSystem.bootstrap { label in
         var handler: any LogHandler = switch format {
-        case .text: StreamLogHandler.standardError(label: label)
+        case .text: LineLogHandler(label: label, format: .text)
         case .json: LineLogHandler(label: label, format: .json)
         case .logfmt: LineLogHandler(label: label, format: .logfmt)
         }

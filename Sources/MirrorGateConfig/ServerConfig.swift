@@ -1,6 +1,7 @@
 /// `log:`: how log lines are written.
 public struct LogConfig: Sendable, Equatable {
-    /// `text` (swift-log's default stream format), `json` (one object per line) or `logfmt`.
+    /// `text` (swift-log's stream layout), `json` (one object per line) or `logfmt`; control
+    /// characters are escaped in all three.
     public enum Format: String, Sendable, Equatable, CaseIterable {
         case text
         case json

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import MirrorGateConfig
 import MirrorGateCore
 import MirrorGateStorage
 import NIOCore
@@ -146,7 +147,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         default:
             break
         }
-        var namespace = request.uri.queryParameters["ns"].map(String.init)
+        var namespace = try Self.namespaceParameter(request.uri.queryParameters["ns"])
         var apiPath = rawPath
         // containerd host paths: `[host."http://gateway:5000/ghcr.io"]` requests `/ghcr.io/v2/...`.
         if !rawPath.hasPrefix("/v2"), let v2 = rawPath.range(of: "/v2"), rawPath[v2.upperBound...].isEmpty || rawPath[v2.upperBound...].hasPrefix("/") {
@@ -367,6 +368,17 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             headers[.link] = "<\(request.uri.path)?\(next)>; rel=\"next\""
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: answer.body))
+    }
+
+    /// containerd's `?ns=`: a registry host by the rule registry keys follow, lowercased (it is
+    /// echoed in `OCI-Namespace` and logged); anything else is 400 `NAME_INVALID`, never echoed.
+    static func namespaceParameter(_ value: Substring?) throws(RegistryError) -> String? {
+        guard let value, !value.isEmpty else { return nil }
+        let host = value.lowercased()
+        guard ConfigLoader.isRegistryHost(host) else {
+            throw RegistryError(.nameInvalid, status: 400, "the ns parameter is not a registry host name (such as docker.io or registry.local:5000)")
+        }
+        return host
     }
 
     // MARK: Errors
