@@ -85,7 +85,8 @@ struct ServeCommand: AsyncParsableCommand {
         let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, janitor: janitor, logger: logger)
         let responder = RegistryResponder<GatewayRequestContext>(
             service: service, namespaces: NamespaceRouter(config: config), logger: logger,
-            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil, access: RegistryAccess(config: config))
+            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil, access: RegistryAccess(config: config),
+            servesStatus: config.auth != nil || config.adminListen == nil)
 
         let app = Application(
             responder: responder,

@@ -187,7 +187,9 @@ public final class BlobFetcher: Service {
                 let message = (error as? StorageError)?.description ?? "\(error)"
                 if let storage = error as? StorageError, let report = storageFailures.withLock({ $0 }) { report(storage) }
                 logger.error("blob fetch failed in storage", metadata: ["digest": "\(digest)", "error": "\(message)"])
-                blob.finish(.failed(RegistryError(.unavailable, status: 503, "cache storage failed (\(message)); retry: the gateway now passes blobs through")), size: nil)
+                // The client gets the errno class, not the path (the log above has it).
+                let summary = (error as? StorageError)?.summary ?? "internal error"
+                blob.finish(.failed(RegistryError(.unavailable, status: 503, "cache storage failed (\(summary)); retry: the gateway now passes blobs through")), size: nil)
                 break fetchLoop
             }
         }

@@ -177,7 +177,8 @@ public final class CacheJanitor: Service {
     public func storageFailed(_ error: StorageError) {
         guard error.isOutOfSpaceOrReadOnly else { return }
         let first = unwritable.withLock { state -> Bool in
-            defer { state = "\(error)" }
+            // Shown by /readyz and the status page: the errno class, never the path.
+            defer { state = error.summary }
             return state == nil
         }
         if first {

@@ -24,11 +24,14 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     let servesAdmin: Bool
     /// Which users may pull through which registry.
     let access: RegistryAccess
+    /// Whether the status page and its JSON are served here (false with `admin_listen` and no
+    /// `auth`: they go to the admin listener only).
+    let servesStatus: Bool
 
     public init(
         service: PullService, namespaces: NamespaceRouter, logger: Logger,
         authenticator: InboundAuthenticator? = nil, metrics: MetricsExporter? = nil, servesAdmin: Bool = true,
-        access: RegistryAccess = RegistryAccess(allowed: [:])
+        access: RegistryAccess = RegistryAccess(allowed: [:]), servesStatus: Bool = true
     ) {
         self.service = service
         self.namespaces = namespaces
@@ -37,6 +40,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         self.metrics = metrics
         self.servesAdmin = servesAdmin
         self.access = access
+        self.servesStatus = servesStatus
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -125,27 +129,8 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
 
     private func route(_ request: Request, context: Context, log: inout RequestLog) async throws -> Response {
         let rawPath = Substring(request.uri.path)
-        switch rawPath {
-        case "/_mirrorgate", "/_mirrorgate/":
-            guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
-            log.route = "status"
-            let page = StatusPage.render(await service.status())
-            let headers: HTTPFields = [
-                .contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .contentSecurityPolicy: ResponseHardening.statusPagePolicy,
-            ]
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: page)))
-        case "/_mirrorgate/upstreams":
-            log.route = "status"
-            guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
-            let body = try GatewayStatus.encoder.encode(service.pool.statusReport())
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        case "/_mirrorgate/status.json":
-            log.route = "status"
-            guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
-            let body = try GatewayStatus.encoder.encode(await service.status())
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        default:
-            break
+        if servesStatus, let status = try await StatusEndpoints.respond(request, service: service, log: &log) {
+            return status
         }
         var namespace = try Self.namespaceParameter(request.uri.queryParameters["ns"])
         var apiPath = rawPath
