@@ -89,7 +89,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /// Log lines as JSON or logfmt.
+        /// Log lines as text, JSON or logfmt, one event a line.
         .target(
             name: "MirrorGateLogging",
             dependencies: [.product(name: "Logging", package: "swift-log")],
