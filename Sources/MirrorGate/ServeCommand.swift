@@ -35,6 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
         bootstrapLogging(config.log.format, level: level)
         let logger = Logger(label: "mirrorgate")
         let metrics = MetricsExporter.bootstrap()
+        let maxConnections = raiseOpenFileLimit(config.limits, logger: logger)
 
         let authenticator: InboundAuthenticator?
         let tls: ReloadableTLS?
@@ -54,7 +55,19 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info("registry", metadata: [
                 "registry": "\(registry.key)",
                 "upstreams": "\(registry.upstreams.map { "\($0.name) \($0.url)" }.joined(separator: " -> "))",
+                "users": "\(registry.users?.joined(separator: ",") ?? "all")",
             ])
+            if let exposure = config.exposure(of: registry) {
+                logger.warning("registry pulls with credentials for everyone", metadata: ["registry": "\(registry.key)", "exposure": "\(exposure)"])
+            }
+            if let users = registry.users, let authenticator {
+                let unknown = users.filter { !authenticator.knows(user: $0) }
+                if !unknown.isEmpty {
+                    logger.warning("registries.<key>.users names users the htpasswd file does not have", metadata: [
+                        "registry": "\(registry.key)", "users": "\(unknown.joined(separator: ","))",
+                    ])
+                }
+            }
         }
 
         let (blobs, metadata, janitor) = try await openCache(config, logger: logger)
@@ -74,14 +87,18 @@ struct ServeCommand: AsyncParsableCommand {
         let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)
         let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, janitor: janitor, logger: logger)
         let readiness = Readiness()
-        let responder = RegistryResponder<BasicRequestContext>(
+        let responder = RegistryResponder<GatewayRequestContext>(
             service: service, namespaces: NamespaceRouter(config: config), logger: logger,
-            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil, readiness: readiness)
+            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil, access: RegistryAccess(config: config),
+            servesStatus: config.auth != nil || config.adminListen == nil, readiness: readiness)
 
         let app = Application(
             responder: responder,
-            server: try ServerSetup.serverBuilder(limits: config.limits, tls: tls, logger: logger),
+            server: try ServerSetup.serverBuilder(
+                limits: config.limits, tls: tls, connections: ConnectionGauge(limit: maxConnections, listener: "listen", logger: logger),
+                logger: logger),
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: nil),
+            onServerRunning: ServerSetup.onServerRunning(logger: logger),
             logger: logger
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
@@ -90,9 +107,13 @@ struct ServeCommand: AsyncParsableCommand {
         ]
         if let admin = config.adminListen {
             let adminApp = Application(
-                responder: AdminResponder<BasicRequestContext>(service: service, metrics: metrics, readiness: readiness, logger: logger),
-                server: try ServerSetup.serverBuilder(limits: config.limits, tls: nil, logger: logger),
+                responder: AdminResponder<GatewayRequestContext>(service: service, metrics: metrics, readiness: readiness, logger: logger),
+                server: try ServerSetup.serverBuilder(
+                    limits: config.limits, tls: nil,
+                    connections: ConnectionGauge(limit: OpenFileLimit.adminConnections, listener: "admin_listen", logger: logger),
+                    logger: logger),
                 configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
+                onServerRunning: ServerSetup.onServerRunning(logger: logger),
                 logger: logger)
             services.append(.init(service: adminApp))
         }
@@ -112,11 +133,31 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
+/// Raises the soft open-file limit to the hard one and returns the connection cap the result
+/// affords (`limits.max_connections`, or less), logging both.
+func raiseOpenFileLimit(_ limits: LimitsConfig, logger: Logger) -> Int {
+    guard let (before, after) = OpenFileLimit.raiseSoftToHard() else {
+        logger.warning("cannot read the open-file limit; limits.max_connections applies as configured")
+        return limits.maxConnections
+    }
+    let affordable = OpenFileLimit.affordableConnections(
+        configured: limits.maxConnections, openFiles: after.soft, maxConcurrentFetches: limits.maxConcurrentFetches)
+    logger.info("open-file limit", metadata: [
+        "soft_before": "\(before.soft)", "soft": "\(after.soft)", "hard": "\(after.hard)", "max_connections": "\(affordable)",
+    ])
+    if affordable < limits.maxConnections {
+        logger.warning("limits.max_connections lowered to what the open-file limit affords; raise LimitNOFILE or ulimit -n", metadata: [
+            "configured": "\(limits.maxConnections)", "max_connections": "\(affordable)", "open_files": "\(after.soft)",
+        ])
+    }
+    return affordable
+}
+
 /// Installs the log handler `log.format` names.
 func bootstrapLogging(_ format: LogConfig.Format, level: Logger.Level) {
     LoggingSystem.bootstrap { label in
         var handler: any LogHandler = switch format {
-        case .text: StreamLogHandler.standardError(label: label)
+        case .text: LineLogHandler(label: label, format: .text)
         case .json: LineLogHandler(label: label, format: .json)
         case .logfmt: LineLogHandler(label: label, format: .logfmt)
         }

@@ -16,7 +16,7 @@ struct StatusCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The gateway's base URL.")
+    @Option(name: .long, help: "The gateway's base URL (its admin_listen address when admin_listen is set and auth is off: the status is served only there).")
     var url: String = "http://127.0.0.1:5000"
 
     @Flag(name: .long, help: "Print the status document as JSON instead of a table.")

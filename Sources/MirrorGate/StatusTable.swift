@@ -59,7 +59,7 @@ struct StatusTable {
 
         let cache = status.cache
         out.append("")
-        out.append(terminal.paint("cache", .bold) + " \(cache.path)")
+        out.append(terminal.paint("cache", .bold))
         let fraction = cache.maxSizeBytes == 0 ? 0 : Double(cache.sizeBytes) / Double(cache.maxSizeBytes)
         let hits = cache.hitRatio.map { HumanFormat.percent($0) } ?? "-"
         out += grid([

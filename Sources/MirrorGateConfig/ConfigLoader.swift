@@ -99,13 +99,14 @@ public struct ConfigLoader: Sendable {
         let entries = try registriesNode.freeMapping()
         guard !entries.isEmpty else { throw registriesNode.invalid("at least one registry is required") }
         var registries: [RegistryConfig] = []
+        let authConfigured = top["auth"] != nil
         for entry in entries {
             guard Self.isRegistryHost(entry.key) else {
                 throw ConfigError.invalid(
                     key: entry.value.path, line: entry.line,
                     message: "'\(entry.key)' is not a registry host (expected a host name with a dot or a port, or localhost, such as docker.io or registry.local:5000)")
             }
-            registries.append(try registry(key: entry.key, entry.value))
+            registries.append(try registry(key: entry.key, entry.value, authConfigured: authConfigured))
         }
 
         let defaultRegistry: String
@@ -146,92 +147,8 @@ public struct ConfigLoader: Sendable {
         return shutdown
     }
 
-    private func log(_ node: ConfigNode?) throws(ConfigError) -> LogConfig {
-        var log = LogConfig()
-        guard let node else { return log }
-        let l = try node.mapping(allowed: ["format", "level"])
-        if let f = l["format"] {
-            let text = try f.nonEmptyString()
-            guard let format = LogConfig.Format(rawValue: text) else {
-                throw f.invalid("'\(text)' is not a log format; use one of \(LogConfig.Format.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            log.format = format
-        }
-        if let v = l["level"] {
-            let level = try v.nonEmptyString()
-            guard LogConfig.levels.contains(level) else {
-                throw v.invalid("'\(level)' is not a log level; use one of \(LogConfig.levels.joined(separator: ", "))")
-            }
-            log.level = level
-        }
-        return log
-    }
-
-    private func tls(_ node: ConfigNode?) throws(ConfigError) -> ListenerTLSConfig? {
-        guard let node else { return nil }
-        let t = try node.mapping(allowed: ["cert", "key"])
-        let cert = try t.required("cert")
-        let key = try t.required("key")
-        let config = ListenerTLSConfig(certificatePath: try cert.nonEmptyString(), keyPath: try key.nonEmptyString())
-        try readable(config.certificatePath, cert)
-        try readable(config.keyPath, key)
-        return config
-    }
-
-    private func auth(_ node: ConfigNode?) throws(ConfigError) -> InboundAuthConfig? {
-        guard let node else { return nil }
-        let a = try node.mapping(allowed: ["htpasswd", "realm"])
-        let file = try a.required("htpasswd")
-        var config = InboundAuthConfig(htpasswdPath: try file.nonEmptyString())
-        try readable(config.htpasswdPath, file)
-        if let r = a["realm"] {
-            config.realm = try r.nonEmptyString()
-            guard config.realm.allSatisfy({ $0.isASCII && $0 != "\"" && $0 != "\\" && !$0.isNewline }) else {
-                throw r.invalid("must be printable ASCII without quotes or backslashes")
-            }
-        }
-        return config
-    }
-
-    private func limits(_ node: ConfigNode?) throws(ConfigError) -> LimitsConfig {
-        var limits = LimitsConfig()
-        guard let node else { return limits }
-        let l = try node.mapping(allowed: [
-            "max_header_size", "idle_timeout", "send_timeout", "max_concurrent_fetches", "min_fetch_rate", "fetch_rate_grace",
-        ])
-        if let h = l["max_header_size"] {
-            let size = try h.byteSize()
-            guard size >= 4 << 10, size <= 1 << 20 else { throw h.invalid("must be from 4KiB to 1MiB") }
-            limits.maxHeaderSize = Int(size)
-        }
-        if let i = l["idle_timeout"] {
-            limits.idleTimeout = try i.duration()
-            guard limits.idleTimeout >= .seconds(1) else { throw i.invalid("must be at least 1s") }
-        }
-        if let s = l["send_timeout"] {
-            limits.sendTimeout = try s.duration()
-            guard limits.sendTimeout >= .seconds(1) else { throw s.invalid("must be at least 1s") }
-        }
-        if let f = l["max_concurrent_fetches"] { limits.maxConcurrentFetches = try f.int(min: 1, max: 10_000) }
-        if let r = l["min_fetch_rate"] { limits.minFetchRate = try r.byteSize() }
-        if let g = l["fetch_rate_grace"] {
-            limits.fetchRateGrace = try g.duration()
-            guard limits.fetchRateGrace >= .seconds(1) else { throw g.invalid("must be at least 1s") }
-        }
-        return limits
-    }
-
-    /// Checks that a file named by `node` can be read now (it is read again when used).
-    private func readable(_ path: String, _ node: ConfigNode) throws(ConfigError) {
-        do {
-            _ = try readFile(path)
-        } catch {
-            throw ConfigError.unreadableSecretFile(path: path, key: node.path, line: node.line, reason: Self.reason(error))
-        }
-    }
-
-    private func registry(key: String, _ node: ConfigNode) throws(ConfigError) -> RegistryConfig {
-        let r = try node.mapping(allowed: ["upstreams"])
+    private func registry(key: String, _ node: ConfigNode, authConfigured: Bool) throws(ConfigError) -> RegistryConfig {
+        let r = try node.mapping(allowed: ["upstreams", "users"])
         let list = try r.required("upstreams")
         let items = try list.sequence()
         guard !items.isEmpty else { throw list.invalid("at least one upstream is required") }
@@ -243,7 +160,8 @@ public struct ConfigLoader: Sendable {
             }
             upstreams.append(upstream)
         }
-        return RegistryConfig(key: key, upstreams: upstreams)
+        let users = try r["users"].map { n throws(ConfigError) in try Self.registryUsers(n, authConfigured: authConfigured) }
+        return RegistryConfig(key: key, upstreams: upstreams, users: users)
     }
 
     private func upstream(_ node: ConfigNode) throws(ConfigError) -> UpstreamConfig {
@@ -413,7 +331,7 @@ public struct ConfigLoader: Sendable {
         RepositoryName.isValidComponent(s)
     }
 
-    private static func reason(_ error: any Error) -> String {
+    static func reason(_ error: any Error) -> String {
         let ns = error as NSError
         if ns.domain == NSCocoaErrorDomain, ns.code == NSFileReadNoSuchFileError { return "no such file" }
         if ns.domain == NSCocoaErrorDomain, ns.code == NSFileReadNoPermissionError { return "permission denied" }

@@ -117,9 +117,13 @@ public struct RegistryConfig: Sendable, Equatable {
     public var key: String
     /// Tried in this order.
     public var upstreams: [UpstreamConfig]
-    public init(key: String, upstreams: [UpstreamConfig]) {
+    /// Inbound users allowed to pull through this registry (`users:`, needs `auth:`); nil lets
+    /// every authenticated user, or every client when `auth:` is off.
+    public var users: [String]?
+    public init(key: String, upstreams: [UpstreamConfig], users: [String]? = nil) {
         self.key = key
         self.upstreams = upstreams
+        self.users = users
     }
 }
 

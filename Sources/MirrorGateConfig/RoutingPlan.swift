@@ -9,10 +9,13 @@ extension GatewayConfig {
         lines.append("admin: \(adminListen.map { "\($0) (/healthz, /readyz, /metrics)" } ?? "on listen")")
         lines.append("log: \(log.format.rawValue), level \(log.level)")
         lines.append("tls: \(tls.map { "cert \($0.certificatePath), key \($0.keyPath)" } ?? "off (plain HTTP)")")
-        lines.append("auth: \(auth.map { "htpasswd \($0.htpasswdPath), realm \($0.realm)" } ?? "off (open to every client)")")
-        lines.append("limits: header \(Self.formatBytes(UInt64(limits.maxHeaderSize))), idle \(ConfigValues.format(limits.idleTimeout)), send \(ConfigValues.format(limits.sendTimeout)), \(limits.maxConcurrentFetches) concurrent fetches")
+        lines.append("auth: \(auth.map { "htpasswd \($0.htpasswdPath), realm \($0.realm), at most \($0.maxFailures) failures per client address per \(ConfigValues.format($0.failureWindow))" } ?? "off (open to every client)")")
+        lines.append("limits: header \(Self.formatBytes(UInt64(limits.maxHeaderSize))), idle \(ConfigValues.format(limits.idleTimeout)), send \(ConfigValues.format(limits.sendTimeout)), \(limits.maxConcurrentFetches) concurrent fetches, \(limits.maxConnections) connections")
         for registry in registries {
             lines.append("registry \(registry.key):")
+            lines.append("  access: " + (registry.users.map { "\($0.joined(separator: ", ")) only (registries.\(registry.key).users)" }
+                ?? (auth == nil ? "every client (auth is off)" : "every authenticated user")))
+            if let exposure = exposure(of: registry) { lines.append("  warning: " + exposure) }
             for (index, upstream) in registry.upstreams.enumerated() {
                 var notes: [String] = []
                 if !upstream.prefix.isEmpty { notes.append("prefix \(upstream.prefix)") }
@@ -26,6 +29,19 @@ extension GatewayConfig {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// What an unrestricted registry with credentialed upstreams gives away, or nil: the
+    /// gateway pulls with those credentials for whoever asks, so everyone who may use the
+    /// registry reads whatever the credentials can read (a confused deputy by design).
+    public func exposure(of registry: RegistryConfig) -> String? {
+        guard registry.users == nil else { return nil }
+        let credentialed = registry.upstreams.filter { $0.username != nil }
+        guard !credentialed.isEmpty else { return nil }
+        let who = auth == nil ? "every client that can reach this gateway (auth is off)" : "every htpasswd user"
+        let names = credentialed.map { "\($0.name) (as \($0.username!))" }.joined(separator: ", ")
+        return "\(names) pull\(credentialed.count == 1 ? "s" : "") with credentials: \(who) can read whatever those credentials can read"
+            + (auth == nil ? "; turn on auth and list registries.\(registry.key).users to restrict it" : "; list registries.\(registry.key).users to restrict it")
     }
 
     static func formatBytes(_ n: UInt64) -> String {

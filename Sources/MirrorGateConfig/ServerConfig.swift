@@ -1,6 +1,7 @@
 /// `log:`: how log lines are written.
 public struct LogConfig: Sendable, Equatable {
-    /// `text` (swift-log's default stream format), `json` (one object per line) or `logfmt`.
+    /// `text` (swift-log's stream layout), `json` (one object per line) or `logfmt`; control
+    /// characters are escaped in all three.
     public enum Format: String, Sendable, Equatable, CaseIterable {
         case text
         case json
@@ -35,9 +36,16 @@ public struct InboundAuthConfig: Sendable, Equatable {
     public var htpasswdPath: String
     /// Realm named in the `WWW-Authenticate` challenge.
     public var realm: String
-    public init(htpasswdPath: String, realm: String = "MirrorGate") {
+    /// Failed password checks one client address may make within ``failureWindow`` before its
+    /// further attempts get 429 without being checked.
+    public var maxFailures: Int
+    /// The sliding window ``maxFailures`` counts in.
+    public var failureWindow: Duration
+    public init(htpasswdPath: String, realm: String = "MirrorGate", maxFailures: Int = 20, failureWindow: Duration = .seconds(60)) {
         self.htpasswdPath = htpasswdPath
         self.realm = realm
+        self.maxFailures = maxFailures
+        self.failureWindow = failureWindow
     }
 }
 
@@ -62,7 +70,8 @@ public struct LimitsConfig: Sendable, Equatable {
     /// Largest request head (request line and headers together), in bytes.
     public var maxHeaderSize: Int
     /// A connection with no complete request head for this long is closed (covers clients that
-    /// trickle a head byte by byte, and idle keep-alive connections).
+    /// trickle a head byte by byte, and idle keep-alive connections); a request body must also
+    /// be complete within this long of its head.
     public var idleTimeout: Duration
     /// A response whose client reads nothing for this long is abandoned and the connection closed.
     public var sendTimeout: Duration
@@ -74,9 +83,13 @@ public struct LimitsConfig: Sendable, Equatable {
     public var minFetchRate: UInt64
     /// How long a fetch may run below ``minFetchRate`` (also the window the rate is taken over).
     public var fetchRateGrace: Duration
+    /// Client connections open at once on `listen`; more are closed as they arrive. Lowered at
+    /// start when the open-file limit cannot afford it.
+    public var maxConnections: Int
 
     public init(
-        maxHeaderSize: Int = 64 << 10, idleTimeout: Duration = .seconds(60), sendTimeout: Duration = .seconds(60), maxConcurrentFetches: Int = 32,
+        maxHeaderSize: Int = 64 << 10, idleTimeout: Duration = .seconds(60), sendTimeout: Duration = .seconds(60),
+        maxConcurrentFetches: Int = 32, maxConnections: Int = 4096,
         minFetchRate: UInt64 = 16 << 10, fetchRateGrace: Duration = .seconds(30)
     ) {
         self.maxHeaderSize = maxHeaderSize
@@ -85,5 +98,6 @@ public struct LimitsConfig: Sendable, Equatable {
         self.maxConcurrentFetches = maxConcurrentFetches
         self.minFetchRate = minFetchRate
         self.fetchRateGrace = fetchRateGrace
+        self.maxConnections = maxConnections
     }
 }

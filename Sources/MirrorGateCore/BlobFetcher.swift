@@ -213,10 +213,12 @@ public final class BlobFetcher: Service {
                 break fetchLoop
             } catch {
                 await spool?.discard()
-                let message = (error as? StorageError)?.description ?? "\(error)"
+                let message = (error as? StorageError)?.logDescription ?? "\(error)"
                 if let storage = error as? StorageError, let report = storageFailures.withLock({ $0 }) { report(storage) }
                 logger.error("blob fetch failed in storage", metadata: ["digest": "\(digest)", "error": "\(message)"])
-                blob.finish(.failed(RegistryError(.blobUnknown, status: 503, "cache storage failed (\(message)); retry: the gateway now passes blobs through")), size: nil)
+                // The client gets the errno class, not the path (the log above has it).
+                let summary = (error as? StorageError)?.summary ?? "internal error"
+                blob.finish(.failed(RegistryError(.blobUnknown, status: 503, "cache storage failed (\(summary)); retry: the gateway now passes blobs through")), size: nil)
                 break fetchLoop
             }
         }

@@ -177,11 +177,12 @@ public final class CacheJanitor: Service {
     public func storageFailed(_ error: StorageError) {
         guard error.isOutOfSpaceOrReadOnly else { return }
         let first = unwritable.withLock { state -> Bool in
-            defer { state = "\(error)" }
+            // Shown by /readyz and the status page: the errno class, never the path.
+            defer { state = error.summary }
             return state == nil
         }
         if first {
-            logger.error("cache storage is full or not writable: serving as a verified pass-through without caching", metadata: ["error": "\(error)"])
+            logger.error("cache storage is full or not writable: serving as a verified pass-through without caching", metadata: ["error": "\(error.logDescription)"])
         }
     }
 

@@ -4,8 +4,9 @@ import Foundation
 /// each registry's upstreams in order with health, circuit and budget; cache use; hit counts;
 /// the last failovers. Never credentials. Encoded with snake_case keys and ISO 8601 dates.
 public struct GatewayStatus: Codable, Sendable {
+    /// The cache's use and state. Never its path: filesystem layout is for the operator's
+    /// configuration, not for whoever reads the status.
     public struct Cache: Codable, Sendable {
-        public var path: String
         public var sizeBytes: UInt64
         public var maxSizeBytes: UInt64
         public var objects: Int
@@ -19,9 +20,8 @@ public struct GatewayStatus: Codable, Sendable {
         /// Hits over hits + misses (manifests and blobs together); nil before any request.
         public var hitRatio: Double?
 
-        public init(path: String, sizeBytes: UInt64, maxSizeBytes: UInt64, objects: Int, writable: Bool, unwritableReason: String?,
+        public init(sizeBytes: UInt64, maxSizeBytes: UInt64, objects: Int, writable: Bool, unwritableReason: String?,
                     manifestHits: Int, manifestMisses: Int, blobHits: Int, blobMisses: Int) {
-            self.path = path
             self.sizeBytes = sizeBytes
             self.maxSizeBytes = maxSizeBytes
             self.objects = objects

@@ -7,7 +7,6 @@ extension PullService {
         let flights = fetcher.singleFlight
         let unwritable = janitor?.unwritableReason
         let cache = GatewayStatus.Cache(
-            path: config.storage.path,
             sizeBytes: usage.bytes,
             maxSizeBytes: config.storage.maxSize,
             objects: usage.objects,

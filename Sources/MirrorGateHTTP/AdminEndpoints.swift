@@ -29,6 +29,7 @@ enum AdminEndpoints {
                 body = ByteBuffer(string: "not ready: \(reason)\n")
             } else {
                 // Still ready when the cache cannot be written: blobs pass through, verified.
+                // The reason is the errno class (StorageError's description), never a path.
                 let detail = service.janitor?.unwritableReason.map { "ok: cache storage not writable (\($0)); serving as a verified pass-through\n" } ?? "ok\n"
                 body = ByteBuffer(string: detail)
             }
@@ -42,8 +43,8 @@ enum AdminEndpoints {
     }
 }
 
-/// The responder of `admin_listen`: health, readiness and metrics only, no authentication
-/// (bind it to an address only the cluster or monitoring can reach).
+/// The responder of `admin_listen`: health, readiness, metrics and the status page with its
+/// JSON, no authentication (bind it to an address only the cluster or monitoring can reach).
 public struct AdminResponder<Context: RequestContext>: HTTPResponder {
     let service: PullService
     let metrics: MetricsExporter?
@@ -61,14 +62,24 @@ public struct AdminResponder<Context: RequestContext>: HTTPResponder {
         var log = RequestLog(id: RegistryResponder<Context>.requestID(request.headers[.xRequestID]), method: request.method.rawValue, path: request.uri.path)
         var response: Response
         do {
-            response = try await AdminEndpoints.respond(request, service: service, metrics: metrics, readiness: readiness, log: &log)
-                ?? RegistryResponder<Context>.errorResponse(
-                    RegistryError(.unsupported, status: 404, "the admin listener serves /healthz, /readyz and /metrics only"), method: request.method)
-        } catch {
+            if let admin = try await AdminEndpoints.respond(request, service: service, metrics: metrics, readiness: readiness, log: &log) {
+                response = admin
+            } else if let status = try await StatusEndpoints.respond(request, service: service, log: &log) {
+                response = status
+            } else {
+                response = RegistryResponder<Context>.errorResponse(
+                    RegistryError(.unsupported, status: 404, "the admin listener serves /healthz, /readyz, /metrics and /_mirrorgate/ only"),
+                    method: request.method)
+            }
+        } catch let error as RegistryError {
             response = RegistryResponder<Context>.errorResponse(error, method: request.method)
+        } catch {
+            // Encoding the status failed: nothing a client can act on.
+            response = RegistryResponder<Context>.errorResponse(RegistryError(.nameUnknown, status: 500, "internal error"), method: request.method)
         }
         log.status = response.status.code
         response.headers[.xRequestID] = log.id
+        ResponseHardening.apply(to: &response.headers)
         // Probes every few seconds would drown the request log: metrics only, no line.
         GatewayMetrics.request(route: log.route, method: log.method, status: log.status, duration: ContinuousClock.now - log.start)
         return response

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import MirrorGateConfig
 import MirrorGateCore
 import MirrorGateStorage
 import NIOCore
@@ -23,10 +24,16 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     let servesAdmin: Bool
     /// What `/readyz` says (it fails once a graceful stop begins).
     let readiness: Readiness
+    /// Which users may pull through which registry.
+    let access: RegistryAccess
+    /// Whether the status page and its JSON are served here (false with `admin_listen` and no
+    /// `auth`: they go to the admin listener only).
+    let servesStatus: Bool
 
     public init(
         service: PullService, namespaces: NamespaceRouter, logger: Logger,
         authenticator: InboundAuthenticator? = nil, metrics: MetricsExporter? = nil, servesAdmin: Bool = true,
+        access: RegistryAccess = RegistryAccess(allowed: [:]), servesStatus: Bool = true,
         readiness: Readiness = Readiness()
     ) {
         self.readiness = readiness
@@ -36,6 +43,8 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         self.authenticator = authenticator
         self.metrics = metrics
         self.servesAdmin = servesAdmin
+        self.access = access
+        self.servesStatus = servesStatus
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -43,11 +52,11 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         var response: Response
         do {
             // Probes stay open; `/metrics` on the main listener follows the same auth as the rest.
-            if request.uri.path == "/metrics" { try await authorize(request, log: &log) }
+            if request.uri.path == "/metrics" { try await authorize(request, context: context, log: &log) }
             if servesAdmin, let admin = try await AdminEndpoints.respond(request, service: service, metrics: metrics, readiness: readiness, log: &log) {
                 response = admin
             } else {
-                try await authorize(request, log: &log)
+                try await authorize(request, context: context, log: &log)
                 response = try await route(request, context: context, log: &log)
             }
         } catch let error as RegistryError {
@@ -61,6 +70,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         }
         log.status = response.status.code
         response.headers[.xRequestID] = log.id
+        ResponseHardening.apply(to: &response.headers)
         return Self.logged(response, log: log, logger: logger, activity: service.activity)
     }
 
@@ -99,39 +109,34 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     }
 
     /// With `auth:` configured, everything but the health endpoints needs valid credentials.
-    private func authorize(_ request: Request, log: inout RequestLog) async throws(RegistryError) {
+    private func authorize(_ request: Request, context: Context, log: inout RequestLog) async throws(RegistryError) {
         guard let authenticator else { return }
-        guard let user = await authenticator.authenticate(authorization: request.headers[.authorization]) else {
+        let client = AuthFailureLimiter.clientKey((context as? any RemoteAddressRequestContext)?.remoteAddress)
+        switch await authenticator.authenticate(authorization: request.headers[.authorization], client: client) {
+        case .authenticated(let user):
+            log.user = user
+        case .rejected:
             throw RegistryError(
                 .unauthorized,
                 request.headers[.authorization] == nil ? "authentication required" : "invalid user name or password",
                 headers: [("WWW-Authenticate", authenticator.challenge)])
+        case .throttled(let wait):
+            let seconds = max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0))
+            throw RegistryError(
+                .tooManyRequests, "too many failed authentication attempts from this address; retry in \(seconds) s",
+                headers: [("Retry-After", String(seconds))])
+        case .busy:
+            throw RegistryError(
+                .tooManyRequests, "too many password checks in progress; retry shortly", headers: [("Retry-After", "1")])
         }
-        log.user = user
     }
 
     private func route(_ request: Request, context: Context, log: inout RequestLog) async throws -> Response {
         let rawPath = Substring(request.uri.path)
-        switch rawPath {
-        case "/_mirrorgate", "/_mirrorgate/":
-            guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
-            log.route = "status"
-            let page = StatusPage.render(await service.status())
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: page)))
-        case "/_mirrorgate/upstreams":
-            log.route = "status"
-            guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
-            let body = try GatewayStatus.encoder.encode(await service.pool.statusReport())
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        case "/_mirrorgate/status.json":
-            log.route = "status"
-            guard request.method == .get || request.method == .head else { throw Self.readOnly(request.method) }
-            let body = try GatewayStatus.encoder.encode(await service.status())
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        default:
-            break
+        if servesStatus, let status = try await StatusEndpoints.respond(request, service: service, log: &log) {
+            return status
         }
-        var namespace = request.uri.queryParameters["ns"].map(String.init)
+        var namespace = try Self.namespaceParameter(request.uri.queryParameters["ns"])
         var apiPath = rawPath
         // containerd host paths: `[host."http://gateway:5000/ghcr.io"]` requests `/ghcr.io/v2/...`.
         if !rawPath.hasPrefix("/v2"), let v2 = rawPath.range(of: "/v2"), rawPath[v2.upperBound...].isEmpty || rawPath[v2.upperBound...].hasPrefix("/") {
@@ -174,6 +179,8 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         let (registry, name) = try namespaces.route(repository: path.repository, namespace: namespace)
         log.registry = registry
         log.repository = name.value
+        // Before the cache or any upstream: a denied user learns nothing, not even what is cached.
+        try access.check(user: log.user, registry: registry)
 
         switch path.endpoint {
         case .manifest(let ref):
@@ -364,6 +371,17 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             headers[.link] = "<\(request.uri.path)?\(next)>; rel=\"next\""
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: answer.body))
+    }
+
+    /// containerd's `?ns=`: a registry host by the rule registry keys follow, lowercased (it is
+    /// echoed in `OCI-Namespace` and logged); anything else is 400 `NAME_INVALID`, never echoed.
+    static func namespaceParameter(_ value: Substring?) throws(RegistryError) -> String? {
+        guard let value, !value.isEmpty else { return nil }
+        let host = value.lowercased()
+        guard ConfigLoader.isRegistryHost(host) else {
+            throw RegistryError(.nameInvalid, status: 400, "the ns parameter is not a registry host name (such as docker.io or registry.local:5000)")
+        }
+        return host
     }
 
     // MARK: Errors

@@ -66,9 +66,9 @@ public enum StatusPage {
         let ratio = c.hitRatio.map { String(format: "%.1f %%", $0 * 100) } ?? "no requests yet"
         var html = "<h2>Cache</h2>\n<table><tbody>\n"
         html += "<tr><th>Used</th><td><span class=\"gauge\"><span style=\"width:\(String(format: "%.1f", fraction * 100))%\"></span></span>"
-        html += "\(esc(bytes(c.sizeBytes))) of \(esc(bytes(c.maxSizeBytes))) (\(String(format: "%.1f", fraction * 100)) %) · \(c.objects) objects · <code>\(esc(c.path))</code></td></tr>\n"
+        html += "\(esc(bytes(c.sizeBytes))) of \(esc(bytes(c.maxSizeBytes))) (\(String(format: "%.1f", fraction * 100)) %) · \(c.objects) objects</td></tr>\n"
         html += "<tr><th>Hit ratio</th><td>\(esc(ratio)) · manifests \(c.manifestHits) hits / \(c.manifestMisses) misses · blobs \(c.blobHits) hits / \(c.blobMisses) misses</td></tr>\n"
-        html += "<tr><th>Storage</th><td>\(c.writable ? "<span class=\"ok\">writable</span>" : "<span class=\"bad\">not writable</span>: \(esc(c.unwritableReason ?? "")) (blobs pass through, verified, uncached)")</td></tr>\n"
+        html += "<tr><th>Storage</th><td>\(c.writable ? "<span class=\"ok\">writable</span>" : "<span class=\"bad\">cache storage not writable</span> (\(esc(c.unwritableReason ?? "unknown reason"))): blobs pass through, verified, uncached")</td></tr>\n"
         html += "<tr><th>Fetching now</th><td>\(status.singleFlight.blobFetches) blobs, \(status.singleFlight.blobWaiters) clients following them</td></tr>\n"
         html += "</tbody></table>\n"
         return html

@@ -8,15 +8,19 @@ import Glibc
 import Musl
 #endif
 
-/// A swift-log handler writing one line per event to standard error, as JSON or logfmt.
+/// A swift-log handler writing one line per event to standard error, as text, JSON or logfmt.
 ///
-/// Written by hand: swift-log ships only a plain-text stream handler, and the well-kept
+/// Written by hand: swift-log ships only a plain-text stream handler, which writes metadata
+/// as it comes, so a client's `?ns=x%0aFORGED` once wrote a forged line; and the well-kept
 /// structured handlers sit in larger frameworks this gateway does not otherwise need.
 /// Each line carries `time`, `level`, `msg`, `logger` and the metadata, flattened
 /// (`a.b=c` for nested dictionaries). Lines are written with a single `write(2)`, so
-/// concurrent events never interleave.
+/// concurrent events never interleave. In every format, control characters (C0, DEL, C1)
+/// and Unicode line and paragraph separators are escaped: one event is always one line.
 public struct LineLogHandler: LogHandler {
     public enum Format: Sendable {
+        /// swift-log's stream layout, `time level logger: k=v … [source] message`, escaped.
+        case text
         case json
         case logfmt
     }
@@ -44,6 +48,14 @@ public struct LineLogHandler: LogHandler {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        if format == .text {
+            var pairs: [(String, String)] = []
+            for (key, value) in merged.sorted(by: { $0.key < $1.key }) { Self.flatten(key, value, into: &pairs) }
+            output(Self.renderText(
+                time: Self.timestamp(), level: event.level.rawValue, label: label, metadata: pairs, source: event.source,
+                message: event.message.description) + "\n")
+            return
+        }
         var fields: [(String, String)] = [
             ("time", Self.timestamp()),
             ("level", event.level.rawValue),
@@ -56,14 +68,50 @@ public struct LineLogHandler: LogHandler {
         output(Self.render(fields, format: format) + "\n")
     }
 
-    /// Renders fields as one JSON object or one logfmt line (without the newline).
+    /// Renders fields as one JSON object or one logfmt line (without the newline); `text`
+    /// renders them as escaped `key=value` pairs.
     public static func render(_ fields: [(String, String)], format: Format) -> String {
         switch format {
         case .json:
             return "{" + fields.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}"
         case .logfmt:
             return fields.map { "\(logfmtKey($0.0))=\(logfmtValue($0.1))" }.joined(separator: " ")
+        case .text:
+            return fields.map { "\(textEscaped($0.0))=\(textEscaped($0.1))" }.joined(separator: " ")
         }
+    }
+
+    /// One `text` line (without the newline), laid out like swift-log's `StreamLogHandler`.
+    public static func renderText(
+        time: String, level: String, label: String, metadata: [(String, String)], source: String, message: String
+    ) -> String {
+        let pairs = metadata.isEmpty ? "" : " " + render(metadata, format: .text)
+        return "\(time) \(level) \(textEscaped(label)):\(pairs) [\(textEscaped(source))] \(textEscaped(message))"
+    }
+
+    /// Whether a scalar could end or rewrite a line for some reader: C0, DEL, C1 and the
+    /// Unicode line and paragraph separators.
+    static func isLineBreaking(_ c: Unicode.Scalar) -> Bool {
+        c.value < 0x20 || (0x7F...0x9F).contains(c.value) || c.value == 0x2028 || c.value == 0x2029
+    }
+
+    /// `text` values: backslash, CR, LF and tab as `\\`, `\r`, `\n`, `\t`, other line-breaking
+    /// scalars as `\u{…}`; everything else as it is.
+    static func textEscaped(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: { $0 == "\\" || isLineBreaking($0) }) else { return s }
+        var out = ""
+        out.reserveCapacity(s.utf8.count + 8)
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let c where isLineBreaking(c): out += "\\u{" + String(c.value, radix: 16) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     static func flatten(_ key: String, _ value: Logger.Metadata.Value, into fields: inout [(String, String)]) {
@@ -86,7 +134,7 @@ public struct LineLogHandler: LogHandler {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case let c where c.value < 0x20 || c.value == 0x7F:
+            case let c where isLineBreaking(c):
                 out += String(format: "\\u%04x", c.value)
             default: out.unicodeScalars.append(scalar)
             }
@@ -104,7 +152,7 @@ public struct LineLogHandler: LogHandler {
 
     /// Bare when safe, else quoted with escapes (logfmt as read by Loki, Vector and `hl`).
     static func logfmtValue(_ s: String) -> String {
-        let needsQuotes = s.isEmpty || s.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x21 || $0.value == 0x7F }
+        let needsQuotes = s.isEmpty || s.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || isLineBreaking($0) }
         return needsQuotes ? jsonString(s) : s
     }
 

@@ -37,7 +37,7 @@ public struct FileBlobStore: BlobStore {
             do {
                 try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
             } catch {
-                throw StorageError.system("create the cache directories", errno: errno == 0 ? EACCES : errno)
+                throw StorageError.system("create the cache directories", errno: errno == 0 ? EACCES : errno, path: dir)
             }
         }
         let leftovers = (try? fm.contentsOfDirectory(atPath: temporaryDirectory)) ?? []
@@ -152,17 +152,17 @@ public struct FileBlobStore: BlobStore {
                     if mkdir(dir, 0o755) != 0, errno != EEXIST {
                         let code = errno
                         unlink(temp)
-                        throw StorageError.system("create a shard directory", errno: code)
+                        throw StorageError.system("create a shard directory", errno: code, path: dir)
                     }
                 } else {
                     unlink(temp)
-                    throw StorageError.system("create a shard directory", errno: code)
+                    throw StorageError.system("create a shard directory", errno: code, path: dir)
                 }
             }
             guard rename(temp, final) == 0 else {
                 let code = errno
                 unlink(temp)
-                throw StorageError.system("rename a spool into the cache", errno: code)
+                throw StorageError.system("rename a spool into the cache", errno: code, path: final)
             }
             // Make the rename durable: fsync the directory that now holds the entry.
             let dfd = Syscalls.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -31,13 +31,13 @@ public final class Spool: Sendable {
 
     init(digest: Digest, path: String, threadPool: NIOThreadPool) throws(StorageError) {
         let w = Syscalls.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard w >= 0 else { throw StorageError.system("create spool", errno: errno) }
+        guard w >= 0 else { throw StorageError.system("create spool", errno: errno, path: path) }
         let r = Syscalls.open(path, O_RDONLY | O_CLOEXEC)
         guard r >= 0 else {
             let code = errno
             close(w)
             unlink(path)
-            throw StorageError.system("open spool", errno: code)
+            throw StorageError.system("open spool", errno: code, path: path)
         }
         self.digest = digest
         self.path = path
@@ -54,6 +54,7 @@ public final class Spool: Sendable {
     /// Appends bytes.
     public func write(_ buffer: ByteBuffer) async throws(StorageError) {
         let fd = writeDescriptor
+        let spoolPath = path
         do {
             try await threadPool.runIfActive { () throws in
                 try buffer.withUnsafeReadableBytes { bytes in
@@ -62,7 +63,7 @@ public final class Spool: Sendable {
                         let n = Syscalls.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
                         if n < 0 {
                             if errno == EINTR { continue }
-                            throw StorageError.system("write spool", errno: errno)
+                            throw StorageError.system("write spool", errno: errno, path: spoolPath)
                         }
                         offset += n
                     }
@@ -78,6 +79,7 @@ public final class Spool: Sendable {
     /// Up to `count` bytes at `offset` (fewer at the end of what was written).
     public func read(at offset: UInt64, count: Int) async throws(StorageError) -> ByteBuffer {
         let fd = readDescriptor
+        let spoolPath = path
         do {
             return try await threadPool.runIfActive { () throws in
                 var buffer = ByteBufferAllocator().buffer(capacity: count)
@@ -87,7 +89,7 @@ public final class Spool: Sendable {
                     if n < 0 { failure = errno }
                     return max(n, 0)
                 }
-                if failure != 0 { throw StorageError.system("read spool", errno: failure) }
+                if failure != 0 { throw StorageError.system("read spool", errno: failure, path: spoolPath) }
                 return buffer
             }
         } catch let error as StorageError {
@@ -101,10 +103,11 @@ public final class Spool: Sendable {
     func finishWriting() async throws(StorageError) {
         guard takeWriter() else { return }
         let fd = writeDescriptor
+        let spoolPath = path
         do {
             try await threadPool.runIfActive { () throws in
                 defer { close(fd) }
-                guard fsync(fd) == 0 else { throw StorageError.system("fsync spool", errno: errno) }
+                guard fsync(fd) == 0 else { throw StorageError.system("fsync spool", errno: errno, path: spoolPath) }
             }
         } catch let error as StorageError {
             throw error

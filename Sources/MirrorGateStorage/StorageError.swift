@@ -41,34 +41,64 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
     public var operation: String
     /// The underlying cause, in words (never a credential, never a file system path).
     public var cause: String
+    /// More for the operator's log only (a database's own message, which may name files).
+    public var logDetail: String?
 
-    public init(_ code: Code, operation: String, cause: String) {
+    public init(_ code: Code, operation: String, cause: String, logDetail: String? = nil) {
         self.code = code
         self.operation = operation
         self.cause = cause
+        self.logDetail = logDetail
     }
 
-    /// A failed system call: the code follows from `errno`.
-    public static func system(_ operation: String, errno code: Int32) -> StorageError {
+    /// A failed system call: the code follows from `errno`; `path` goes to the log only.
+    public static func system(_ operation: String, errno code: Int32, path: String? = nil) -> StorageError {
         let kind: Code = switch code {
         case ENOSPC, EDQUOT: .resourceExhausted
         case EROFS, EACCES, EPERM: .readOnly
         case ENOENT: .notFound
         default: .io
         }
-        return StorageError(kind, operation: operation, cause: String(cString: strerror(code)))
+        return StorageError(kind, operation: operation, cause: "\(errnoName(code)), \(String(cString: strerror(code)))", logDetail: path)
+    }
+
+    /// The symbolic name of the errno values storage runs into; `errno N` otherwise.
+    static func errnoName(_ code: Int32) -> String {
+        switch code {
+        case ENOSPC: "ENOSPC"
+        case EROFS: "EROFS"
+        case EDQUOT: "EDQUOT"
+        case EACCES: "EACCES"
+        case EPERM: "EPERM"
+        case EIO: "EIO"
+        case ENOENT: "ENOENT"
+        case EMFILE: "EMFILE"
+        case ENFILE: "ENFILE"
+        case EFBIG: "EFBIG"
+        case ENOTDIR: "ENOTDIR"
+        case EISDIR: "EISDIR"
+        default: "errno \(code)"
+        }
     }
 
     public static func digestMismatch(expected: Digest, actual: Digest) -> StorageError {
         StorageError(.digestMismatch, operation: "commit \(expected)", cause: "content hashes to \(actual)")
     }
 
-    /// The metadata database failed.
-    public static func metadata(_ cause: String) -> StorageError {
-        StorageError(.unavailable, operation: "metadata store", cause: cause)
+    /// The metadata database failed; `detail` (its own message) goes to the log only.
+    public static func metadata(_ detail: String) -> StorageError {
+        StorageError(.unavailable, operation: "metadata store", cause: "failed", logDetail: detail)
     }
 
+    /// What failed and why, e.g. `write spool: ENOSPC, No space left on device`. Never a file
+    /// system path: it reaches `/readyz`, the status page and clients.
     public var description: String { "\(operation): \(cause)" }
+
+    /// The same as ``description`` (kept for callers that want the path-free form by name).
+    public var summary: String { description }
+
+    /// ``description`` with the operator-only detail, for log lines.
+    public var logDescription: String { logDetail.map { "\(description) (\($0))" } ?? description }
 
     /// `true` when the store is full or cannot be written (new content is passed through).
     public var isOutOfSpaceOrReadOnly: Bool { code == .resourceExhausted || code == .readOnly }

@@ -56,11 +56,11 @@ struct GracefulShutdownTests {
             #expect(during.status == 200, "a new connection was refused during the grace period")
             #expect(ContinuousClock.now - stoppedAt < .seconds(2))
 
-            // After it, the listener is closed.
-            try await Task.sleep(until: stoppedAt + .milliseconds(2600))
-            await #expect(throws: (any Error).self, "the listener still accepts after the grace period") {
-                _ = try await HTTPFetch.get("\(gateway.url)/v2/", timeout: .seconds(2))
-            }
+            // After it, the listener closes (soon after the 2 s, however loaded the machine).
+            try await Task.sleep(until: stoppedAt + .milliseconds(2200))
+            #expect(await eventually(timeout: .seconds(10), interval: .milliseconds(100)) {
+                (try? await HTTPFetch.get("\(gateway.url)/v2/", timeout: .seconds(2))) == nil
+            }, "the listener still accepts after the grace period")
 
             // Every download reaches its last byte, verified.
             let results = try await clients.value

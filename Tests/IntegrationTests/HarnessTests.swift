@@ -35,7 +35,7 @@ struct HarnessTests {
             default_registry: docker.io
             health:
               interval: 15s
-              timeout: 2s
+              timeout: 5s
               failure_threshold: 3
             shutdown:
               grace: 0s

@@ -22,6 +22,9 @@ struct SecurityTests {
         let files = try TemporaryDirectory(prefix: "inbound-auth")
         let htpasswd = files.appending("htpasswd")
         try await HtpasswdFile.write(users: ["ci": "right-horse"], to: htpasswd)
+        // What `htpasswd -B` writes, and what the gateway once refused with 401.
+        #expect(try String(contentsOf: htpasswd, encoding: .utf8).hasPrefix("ci:$2y$05$"))
+        let curl = try #require(ManagedProcess.which("curl"))
         try await UpstreamRegistry.with { upstream in
             try await skopeo.push(fixture, to: upstream.hostPort, repository: "library/private-app")
             var config = GatewayConfig.upstreams([upstream.url])
@@ -33,6 +36,8 @@ struct SecurityTests {
                 #expect(anonymous.text.contains("\"UNAUTHORIZED\""))
                 #expect(try await HTTPFetch.get("\(gateway.url)/v2/", headers: [Self.basic("ci", "wrong")]).status == 401)
                 #expect(try await HTTPFetch.get("\(gateway.url)/v2/", headers: [Self.basic("ci", "right-horse")]).status == 200)
+                let curled = try await ManagedProcess.run(curl, arguments: ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-u", "ci:right-horse", "\(gateway.url)/v2/"])
+                #expect(curled.stdoutText == "200", "curl -u with the right password: \(curled.stdoutText) \(curled.stderr)")
                 #expect(try await HTTPFetch.get("\(gateway.url)/healthz").status == 200)
                 #expect(try await HTTPFetch.get("\(gateway.url)/readyz").status == 200)
                 #expect(try await HTTPFetch.get("\(gateway.url)/_mirrorgate/").status == 401)

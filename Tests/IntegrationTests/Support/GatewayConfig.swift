@@ -14,7 +14,7 @@ import Foundation
 ///     default_registry: docker.io
 ///     health:
 ///       interval: 15s
-///       timeout: 2s
+///       timeout: 5s
 ///       failure_threshold: 3
 ///     registries:
 ///       docker.io:
@@ -45,11 +45,14 @@ public struct GatewayConfig: Sendable, Hashable {
         public var key: String
         /// Its upstreams, in priority order.
         public var upstreams: [Upstream]
+        /// `users:`, the inbound users allowed to pull through it (needs `auth:`).
+        public var users: [String]?
 
         /// Creates an entry.
-        public init(key: String, upstreams: [Upstream]) {
+        public init(key: String, upstreams: [Upstream], users: [String]? = nil) {
             self.key = key
             self.upstreams = upstreams
+            self.users = users
         }
     }
 
@@ -92,7 +95,7 @@ public struct GatewayConfig: Sendable, Hashable {
         serveStale: Bool = true,
         defaultRegistry: String = "docker.io",
         healthInterval: String = "15s",
-        healthTimeout: String = "2s",
+        healthTimeout: String = "5s",
         failureThreshold: Int = 3,
         registries: [Registry] = [],
         extraYAML: String = ""
@@ -156,6 +159,7 @@ public struct GatewayConfig: Sendable, Hashable {
             lines.append("registries:")
             for registry in registries {
                 lines.append("  \(Self.quoted(registry.key)):")
+                if let users = registry.users { lines.append("    users: [\(users.map(Self.quoted).joined(separator: ", "))]") }
                 lines.append("    upstreams:")
                 for upstream in registry.upstreams {
                     lines.append("      - name: \(Self.quoted(upstream.name))")

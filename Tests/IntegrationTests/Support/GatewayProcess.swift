@@ -26,6 +26,8 @@ public final class GatewayProcess: Sendable {
     public let extraArguments: [String]
     /// Extra environment variables.
     public let environment: [String: String]
+    /// A command the gateway runs under, which must exec it (`["prlimit", "--nofile=128:384", "--"]`).
+    public let wrapper: [String]
 
     private let current: Mutex<ManagedProcess?>
 
@@ -92,9 +94,10 @@ public final class GatewayProcess: Sendable {
         name: String = "gateway",
         arguments: [String] = [],
         environment: [String: String] = [:],
+        wrapper: [String] = [],
         startupTimeout: Duration = .seconds(30)
     ) async throws -> GatewayProcess {
-        let gateway = try GatewayProcess(config: config, name: name, arguments: arguments, environment: environment)
+        let gateway = try GatewayProcess(config: config, name: name, arguments: arguments, environment: environment, wrapper: wrapper)
         try await gateway.launch(timeout: startupTimeout)
         return gateway
     }
@@ -102,9 +105,10 @@ public final class GatewayProcess: Sendable {
     /// Starts a gateway, runs `body`, and stops the gateway whether or not `body` throws.
     public static func with<T>(
         _ config: GatewayConfig,
+        wrapper: [String] = [],
         _ body: (GatewayProcess) async throws -> T
     ) async throws -> T {
-        let gateway = try await start(config)
+        let gateway = try await start(config, wrapper: wrapper)
         do {
             let result = try await body(gateway)
             await gateway.stop()
@@ -117,7 +121,7 @@ public final class GatewayProcess: Sendable {
 
     private let name: String
 
-    private init(config: GatewayConfig, name: String, arguments: [String], environment: [String: String]) throws {
+    private init(config: GatewayConfig, name: String, arguments: [String], environment: [String: String], wrapper: [String]) throws {
         self.executable = try Self.locateBinary()
         self.name = name
         self.directory = try TemporaryDirectory(prefix: "mirrorgate-\(name)")
@@ -131,15 +135,22 @@ public final class GatewayProcess: Sendable {
         self.logURL = directory.appending("gateway.log")
         self.extraArguments = arguments
         self.environment = environment
+        self.wrapper = wrapper
         self.current = Mutex(nil)
         try resolved.render().write(to: configURL, atomically: true, encoding: .utf8)
     }
 
     private func launch(timeout: Duration) async throws {
+        let arguments = ["serve", "--config", configURL.path] + extraArguments
+        var command = (executable, arguments)
+        if let first = wrapper.first {
+            guard let tool = ManagedProcess.which(first) else { throw ManagedProcess.Failure("\(first) (the gateway's wrapper) is not installed") }
+            command = (tool, Array(wrapper.dropFirst()) + [executable.path] + arguments)
+        }
         let process = try ManagedProcess(
             name: name,
-            executable: executable,
-            arguments: ["serve", "--config", configURL.path] + extraArguments,
+            executable: command.0,
+            arguments: command.1,
             environment: environment,
             workingDirectory: directory.url,
             stdoutLog: logURL

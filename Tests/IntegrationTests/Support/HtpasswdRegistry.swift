@@ -1,61 +1,45 @@
 import Foundation
 
-/// A bcrypt htpasswd file, as distribution's `auth.htpasswd` reads it (one `user:$2b$…`
-/// line per user; distribution accepts only bcrypt).
-///
-/// Hashes are made with Python's standard `crypt` module (`METHOD_BLOWFISH`, cost 5 like
-/// `htpasswd -B`; Python 3.11's crypt uses the system's libxcrypt, which has bcrypt) so no
-/// extra package is needed; if that fails, with `htpasswd -nbB -C 5` from `apache2-utils`.
+/// A bcrypt htpasswd file made the way the README tells users to make one: Apache's
+/// `htpasswd -cbB` for the first user and `htpasswd -bB` for each further one (package
+/// apache2-utils, which `make test` installs). Its entries are `$2y$`, which is what the
+/// gateway and distribution's `auth.htpasswd` must accept.
 public enum HtpasswdFile {
-    /// Writes `users` (name → password) to `url` as a bcrypt htpasswd file.
-    public static func write(users: [String: String], to url: URL) async throws {
-        var lines: [String] = []
-        for (name, hash) in try await bcryptHashes(users) { lines.append("\(name):\(hash)") }
-        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+    /// Writes `users` (name → password) to `url` (replacing it) at bcrypt cost `cost`
+    /// (`htpasswd -B`'s default is 5).
+    public static func write(users: [String: String], to url: URL, cost: Int = 5) async throws {
+        let htpasswd = try tool()
+        let scratch = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).new")
+        try? FileManager.default.removeItem(at: scratch)
+        for (index, (name, password)) in users.sorted(by: { $0.key < $1.key }).enumerated() {
+            let flags = index == 0 ? "-cbB" : "-bB"
+            let result = try await ManagedProcess.run(
+                htpasswd, arguments: [flags, "-C", String(cost), scratch.path, name, password], timeout: .seconds(60))
+            guard result.succeeded else {
+                throw ManagedProcess.Failure("htpasswd \(flags) \(name) failed: status \(result.status) \(result.stderr)")
+            }
+        }
+        // Renamed into place, so a gateway reloading on SIGHUP never reads half a file.
+        guard rename(scratch.path, url.path) == 0 else {
+            throw ManagedProcess.Failure("cannot rename \(scratch.path) to \(url.path): errno \(errno)")
+        }
     }
 
-    /// The bcrypt hash of each password, by user name (sorted by name).
-    public static func bcryptHashes(_ users: [String: String]) async throws -> [(String, String)] {
-        let sorted = users.sorted { $0.key < $1.key }
-        guard !sorted.isEmpty else { return [] }
-        if let python = ManagedProcess.which("python3") {
-            let script = """
-                import crypt, json, os, sys
-                users = json.loads(os.environ["MIRRORGATE_HTPASSWD_USERS"])
-                out = {}
-                for name, password in users:
-                    value = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 5))
-                    if not value or not value.startswith("$2"):
-                        sys.exit("no bcrypt in crypt(3)")
-                    out[name] = value
-                print(json.dumps(out))
-                """
-            let payload = try JSONSerialization.data(withJSONObject: sorted.map { [$0.key, $0.value] })
-            let result = try await ManagedProcess.run(
-                python, arguments: ["-W", "ignore", "-c", script],
-                environment: ["MIRRORGATE_HTPASSWD_USERS": String(decoding: payload, as: UTF8.self)],
-                timeout: .seconds(30))
-            if result.succeeded,
-               let table = try? JSONSerialization.jsonObject(with: result.stdout) as? [String: String],
-               table.count == sorted.count {
-                return sorted.compactMap { name, _ in table[name].map { (name, $0) } }
-            }
+    /// `user:$2y$…` for one user, as `htpasswd -nbB` prints it.
+    public static func line(user: String, password: String, cost: Int = 5) async throws -> String {
+        let result = try await ManagedProcess.run(try tool(), arguments: ["-nbB", "-C", String(cost), user, password], timeout: .seconds(60))
+        let line = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard result.succeeded, line.hasPrefix("\(user):$2y$") else {
+            throw ManagedProcess.Failure("htpasswd -nbB \(user) failed: status \(result.status) \(result.stderr)")
         }
+        return line
+    }
+
+    static func tool() throws -> URL {
         guard let htpasswd = ManagedProcess.which("htpasswd") else {
-            throw ManagedProcess.Failure(
-                "cannot make bcrypt hashes: Python's crypt module has no bcrypt and htpasswd is not installed "
-                    + "(apt-get install -y apache2-utils)")
+            throw ManagedProcess.Failure("htpasswd is not installed (apt-get install -y apache2-utils; make test installs it)")
         }
-        var hashes: [(String, String)] = []
-        for (name, password) in sorted {
-            let result = try await ManagedProcess.run(htpasswd, arguments: ["-nbB", "-C", "5", name, password], timeout: .seconds(30))
-            let line = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard result.succeeded, line.hasPrefix("\(name):$2") else {
-                throw ManagedProcess.Failure("htpasswd -nbB failed for \(name): status \(result.status) \(result.stderr)")
-            }
-            hashes.append((name, String(line.dropFirst(name.count + 1))))
-        }
-        return hashes
+        return htpasswd
     }
 }
 

@@ -65,3 +65,28 @@ struct RegistryResponderTests {
         #expect(error.message.contains("PUT"))
     }
 }
+
+@Suite("RegistryResponder ns")
+struct NamespaceParameterTests {
+    @Test(arguments: ["docker.io", "Docker.IO", "registry.local:5000", "localhost", "10.0.0.1:443"])
+    func registryHostsAreKeptLowercased(_ ns: String) throws {
+        #expect(try RegistryResponder<BasicRequestContext>.namespaceParameter(Substring(ns)) == ns.lowercased())
+    }
+
+    @Test(arguments: ["x\n2026 error FORGED", "evil.test\u{0}", "evil.test.", "127.0.0.1:19011/x", "a b.c", "nodots", "-x.io", "ünï.code", "x.io:0", "x.io:+1"])
+    func anythingElseIsNameInvalidAndNotEchoed(_ ns: String) {
+        do {
+            _ = try RegistryResponder<BasicRequestContext>.namespaceParameter(Substring(ns))
+            Issue.record("\(ns.debugDescription) was accepted")
+        } catch {
+            #expect(error.code == .nameInvalid)
+            #expect(error.status == 400)
+            #expect(!error.message.contains(ns))
+        }
+    }
+
+    @Test func absentOrEmptyIsNone() throws {
+        #expect(try RegistryResponder<BasicRequestContext>.namespaceParameter(nil) == nil)
+        #expect(try RegistryResponder<BasicRequestContext>.namespaceParameter("") == nil)
+    }
+}

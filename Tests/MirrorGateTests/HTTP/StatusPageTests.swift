@@ -16,7 +16,7 @@ struct StatusPageTests {
         return GatewayStatus(
             generatedAt: Date(timeIntervalSince1970: 1_800_000_000), startedAt: Date(timeIntervalSince1970: 1_799_990_000),
             registries: [.init(registry: "docker.io", upstreams: [entry])],
-            cache: .init(path: "/data", sizeBytes: 3 << 30, maxSizeBytes: 12 << 30, objects: 42, writable: true, unwritableReason: nil,
+            cache: .init(sizeBytes: 3 << 30, maxSizeBytes: 12 << 30, objects: 42, writable: true, unwritableReason: nil,
                          manifestHits: 3, manifestMisses: 1, blobHits: 5, blobMisses: 1),
             singleFlight: .init(blobFetches: 1, blobWaiters: 4), recentFailovers: [failover])
     }

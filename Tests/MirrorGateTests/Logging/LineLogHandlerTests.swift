@@ -56,3 +56,44 @@ struct LineLogHandlerTests {
         #expect(LineLogHandler.render([("k", "\u{7F}")], format: .json) == "{\"k\":\"\\u007f\"}")
     }
 }
+
+/// The `text` format: swift-log's layout, one event per line whatever the metadata holds.
+@Suite("LineLogHandler text")
+struct LineLogHandlerTextTests {
+    @Test func textLooksLikeSwiftLogsStreamFormat() throws {
+        let sink = LineLogHandlerTests.Lines()
+        let log = Logger(label: "mirrorgate") { label in
+            LineLogHandler(label: label, format: .text, level: .info) { line in sink.lines.withLock { $0.append(line) } }
+        }
+        log.info("request", metadata: ["status": "200", "user": "ci"])
+        let line = try #require(sink.all.first)
+        #expect(line.hasSuffix(" info mirrorgate: status=200 user=ci [MirrorGateTests] request\n"), "\(line)")
+        #expect(line.hasPrefix("20"))
+    }
+
+    /// `?ns=x%0a<timestamp> error mirrorgate: FORGED` once wrote a second, forged line.
+    @Test func controlCharactersCannotStartALine() throws {
+        let sink = LineLogHandlerTests.Lines()
+        let log = Logger(label: "mirrorgate") { label in
+            LineLogHandler(label: label, format: .text, level: .info) { line in sink.lines.withLock { $0.append(line) } }
+        }
+        let forged = "x\n2026-12-01T07:00:00+0000 error mirrorgate: FORGED"
+        log.info("request", metadata: ["error": "registry '\(forged)' is not configured", "k\r\n": "\u{85}\u{2028}\u{1B}[31m\\n"])
+        log.error("bad \(forged)")
+        #expect(sink.all.count == 2)
+        for line in sink.all {
+            #expect(line.dropLast().allSatisfy { !$0.isNewline }, "an event spans lines: \(line)")
+            #expect(!line.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" || (0x7F...0x9F).contains($0.value) })
+        }
+        #expect(sink.all[0].contains(#"error=registry 'x\n2026-12-01T07:00:00+0000 error mirrorgate: FORGED' is not configured"#), "\(sink.all[0])")
+        #expect(sink.all[0].contains(#"k\r\n=\u{85}\u{2028}\u{1b}[31m\\n"#), "\(sink.all[0])")
+        #expect(sink.all[1].hasSuffix(#"bad x\n2026-12-01T07:00:00+0000 error mirrorgate: FORGED"# + "\n"))
+    }
+
+    @Test(arguments: [LineLogHandler.Format.json, .logfmt])
+    func structuredFormatsEscapeC1AndSeparatorsToo(_ format: LineLogHandler.Format) {
+        let rendered = LineLogHandler.render([("k", "a\u{85}b\u{2028}c\u{9B}d")], format: format)
+        #expect(!rendered.unicodeScalars.contains { (0x80...0x9F).contains($0.value) || $0.value == 0x2028 }, "\(rendered)")
+        #expect(rendered.contains("\\u0085") && rendered.contains("\\u2028") && rendered.contains("\\u009b"))
+    }
+}
