@@ -3,14 +3,15 @@ extension GatewayConfig {
     public var routingPlan: String {
         var lines: [String] = []
         lines.append("listen: \(listen)")
-        lines.append("storage: \(storage.path) (max \(Self.formatBytes(storage.maxSize)))")
+        lines.append("storage: \(storage.path) (max \(Self.formatBytes(storage.maxSize)), blobs up to \(Self.formatBytes(storage.maxBlobSize)))")
         lines.append("tags: ttl \(ConfigValues.format(tags.ttl)), serve_stale \(tags.serveStale)")
         lines.append("default registry: \(defaultRegistry)")
         lines.append("admin: \(adminListen.map { "\($0) (/healthz, /readyz, /metrics)" } ?? "on listen")")
         lines.append("log: \(log.format.rawValue), level \(log.level)")
         lines.append("tls: \(tls.map { "cert \($0.certificatePath), key \($0.keyPath)" } ?? "off (plain HTTP)")")
         lines.append("auth: \(auth.map { "htpasswd \($0.htpasswdPath), realm \($0.realm), at most \($0.maxFailures) failures per client address per \(ConfigValues.format($0.failureWindow))" } ?? "off (open to every client)")")
-        lines.append("limits: header \(Self.formatBytes(UInt64(limits.maxHeaderSize))), idle \(ConfigValues.format(limits.idleTimeout)), send \(ConfigValues.format(limits.sendTimeout)), \(limits.maxConcurrentFetches) concurrent fetches, \(limits.maxConnections) connections")
+        lines.append("limits: header \(Self.formatBytes(UInt64(limits.maxHeaderSize))), idle \(ConfigValues.format(limits.idleTimeout)), send \(ConfigValues.format(limits.sendTimeout)), \(limits.maxConcurrentFetches) concurrent fetches, \(limits.maxConnections) connections, fetches below \(Self.formatBytes(limits.minFetchRate))/s for \(ConfigValues.format(limits.fetchRateGrace)) fail over")
+        lines.append("shutdown: /readyz fails at once, connections accepted for \(ConfigValues.format(shutdown.grace)), then in-flight responses drain for at most \(ConfigValues.format(shutdown.drainTimeout))")
         for registry in registries {
             lines.append("registry \(registry.key):")
             lines.append("  access: " + (registry.users.map { "\($0.joined(separator: ", ")) only (registries.\(registry.key).users)" }
