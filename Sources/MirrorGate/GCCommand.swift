@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import MirrorGateConfig
+import MirrorGateCore
 
 /// `mirrorgate gc`: one reconciliation and eviction pass over the cache, by hand.
 struct GCCommand: AsyncParsableCommand {
@@ -21,8 +22,9 @@ struct GCCommand: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-        let (_, metadata, janitor) = try await openCache(config, logger: logger)
-        let before = try await metadata.totalSize()
+        let cache = try await GatewayComponents.openCache(config, logger: logger)
+        let janitor = cache.janitor
+        let before = try await cache.metadata.totalSize()
         let target = before > config.storage.maxSize ? config.storage.maxSize / 10 * 9 : before
         let pass = try await janitor.evict(downTo: target)
         print("freed \(pass.freedBytes) bytes in \(pass.freedObjects) objects; cache now \(pass.sizeAfter) of \(config.storage.maxSize) bytes (\(config.storage.path))")

@@ -70,22 +70,8 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
 
-        let (blobs, metadata, janitor) = try await openCache(config, logger: logger)
-        let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
-        let ledger = LocalBudgetLedger(limits: BudgetKey.limits(config), journal: metadata, logger: logger)
-        await ledger.load()
-        let pool = UpstreamPool(
-            client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), ledger: ledger, logger: logger)
-        let fetcher = BlobFetcher(
-            pool: pool, blobs: blobs, metadata: metadata,
-            limits: .init(
-                stallTimeout: config.health.timeout, maxConcurrentFetches: config.limits.maxConcurrentFetches,
-                maxBlobSize: config.storage.maxBlobSize, minRate: config.limits.minFetchRate, rateGrace: config.limits.fetchRateGrace),
-            logger: logger)
-        fetcher.storageFailures.withLock { $0 = { janitor.storageFailed($0) } }
-        fetcher.committed.withLock { $0 = { await janitor.enforceCap() } }
-        let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)
-        let service = PullService(config: config, blobs: blobs, metadata: metadata, fetcher: fetcher, janitor: janitor, logger: logger)
+        let components = try await GatewayComponents.make(config, logger: logger)
+        let service = components.service
         let readiness = Readiness()
         let responder = RegistryResponder<GatewayRequestContext>(
             service: service, namespaces: NamespaceRouter(config: config), logger: logger,
@@ -101,9 +87,8 @@ struct ServeCommand: AsyncParsableCommand {
             onServerRunning: ServerSetup.onServerRunning(logger: logger),
             logger: logger
         )
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: janitor), .init(service: fetcher), .init(service: prober), .init(service: app),
-            .init(service: ReloadService(tls: tls, authenticator: authenticator, logger: logger)),
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = components.services.map { .init(service: $0) } + [
+            .init(service: app), .init(service: ReloadService(tls: tls, authenticator: authenticator, logger: logger)),
         ]
         if let admin = config.adminListen {
             let adminApp = Application(
@@ -128,7 +113,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             logger.error("stopped with an error", metadata: ["error": "\(error)"])
         }
-        try await client.shutdown()
+        try await components.shutdown()
         logger.info("stopped")
     }
 }
@@ -164,14 +149,4 @@ func bootstrapLogging(_ format: LogConfig.Format, level: Logger.Level) {
         handler.logLevel = level
         return handler
     }
-}
-
-/// Opens the cache: blob store (removing temporary leftovers), metadata, and a janitor that
-/// has reconciled the two (after a crash, files and rows may disagree).
-func openCache(_ config: GatewayConfig, logger: Logger) async throws -> (FileBlobStore, SQLiteMetadataStore, CacheJanitor) {
-    let blobs = try FileBlobStore(root: config.storage.path, logger: logger)
-    let metadata = try SQLiteMetadataStore(path: blobs.root + "/metadata.sqlite")
-    let janitor = CacheJanitor(blobs: blobs, metadata: metadata, maxSize: config.storage.maxSize, logger: logger)
-    try await janitor.reconcile()
-    return (blobs, metadata, janitor)
 }

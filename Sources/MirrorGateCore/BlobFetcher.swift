@@ -52,6 +52,8 @@ public final class BlobFetcher: Service {
     let threadPool: NIOThreadPool
     /// `limits.max_concurrent_fetches`, shared fairly between registries.
     let slots: FetchSlots
+    /// Told about commits and storage failures (the janitor); nil in tests without one.
+    let events: (any CacheEvents)?
     let logger: Logger
 
     /// What bounds a fetch.
@@ -77,9 +79,10 @@ public final class BlobFetcher: Service {
 
     public init(
         pool: UpstreamPool, blobs: any BlobStore, metadata: any MetadataStore, limits: Limits,
-        threadPool: NIOThreadPool = .singleton, logger: Logger
+        events: (any CacheEvents)?, threadPool: NIOThreadPool = .singleton, logger: Logger
     ) {
         self.limits = limits
+        self.events = events
         self.slots = FetchSlots(capacity: limits.maxConcurrentFetches)
         (jobs, submit) = AsyncStream.makeStream(of: Job.self)
         self.pool = pool
@@ -125,10 +128,6 @@ public final class BlobFetcher: Service {
         inflight.withLock { $0[FlightKey(registry: registry, digest: digest)] != nil }
     }
 
-    /// Told about storage failures (disk full) so new requests pass through.
-    public let storageFailures = Mutex<(@Sendable (StorageError) -> Void)?>(nil)
-    /// Called after a blob is committed to the cache (to enforce `storage.max_size`).
-    public let committed = Mutex<(@Sendable () async -> Void)?>(nil)
 
     // MARK: - The fetch
 
@@ -197,7 +196,7 @@ public final class BlobFetcher: Service {
                         served = upstream.name
                         note = [note, walk.note].compactMap { $0 }.joined(separator: "; ").nonEmpty
                         blob.finish(.verified, size: written, source: upstream.name, skipped: note)
-                        if let hook = committed.withLock({ $0 }) { await hook() }
+                        await events?.committed()
                         break fetchLoop
                     case .storage(let error):
                         throw error
@@ -214,7 +213,7 @@ public final class BlobFetcher: Service {
             } catch {
                 await spool?.discard()
                 let message = (error as? StorageError)?.logDescription ?? "\(error)"
-                if let storage = error as? StorageError, let report = storageFailures.withLock({ $0 }) { report(storage) }
+                if let storage = error as? StorageError { events?.storageFailed(storage) }
                 logger.error("blob fetch failed in storage", metadata: ["digest": "\(digest)", "error": "\(message)"])
                 // The client gets the errno class, not the path (the log above has it).
                 let summary = (error as? StorageError)?.summary ?? "internal error"

@@ -29,15 +29,15 @@ public struct NamespaceRouter: Sendable {
         var components = components
         let registry: String
         if let namespace, !namespace.isEmpty {
-            let ns = Self.canonicalRegistry(namespace.lowercased())
+            let ns = RegistryHost.canonical(namespace.lowercased())
             guard registryKeys.contains(ns) else {
                 throw RegistryError(.nameUnknown, "registry '\(namespace.prefix(100))' is not configured on this gateway")
             }
             registry = ns
-        } else if components.count > 1, registryKeys.contains(Self.canonicalRegistry(String(components[0]))) {
-            registry = Self.canonicalRegistry(String(components[0]))
+        } else if components.count > 1, registryKeys.contains(RegistryHost.canonical(String(components[0]))) {
+            registry = RegistryHost.canonical(String(components[0]))
             components.removeFirst()
-        } else if defaultRegistry == "docker.io", components.count > 1, Self.looksLikeHost(components[0]) {
+        } else if defaultRegistry == RegistryHost.dockerHub, components.count > 1, RegistryHost.looksLikeHost(components[0]) {
             // CRI-O mirrors name the registry first (`/v2/quay.io/org/app`). Docker Hub
             // namespaces never contain a dot or a colon, so this is a registry that is not
             // configured, not a Hub repository to look up there.
@@ -45,35 +45,8 @@ public struct NamespaceRouter: Sendable {
         } else {
             registry = defaultRegistry
         }
-        if registry == "docker.io", components.count == 1 {
-            components.insert("library", at: 0)
-        }
+        components = RegistryHost.repositoryComponents(components, registry: registry)
         guard !components.isEmpty else { throw RegistryError(.nameInvalid, "repository name is empty") }
         return (registry, try RepositoryName(components: components))
-    }
-
-    /// A first path component that names a host, as a Docker reference's domain does: it has a
-    /// dot or a port, or is `localhost`.
-    static func looksLikeHost(_ component: Substring) -> Bool {
-        var host = component
-        if let colon = component.lastIndex(of: ":") {
-            let port = component[component.index(after: colon)...]
-            guard !port.isEmpty, port.count <= 5, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber) else { return false }
-            host = component[..<colon]
-        } else if !component.contains("."), component != "localhost" {
-            return false
-        }
-        return !host.isEmpty && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
-            !label.isEmpty && label.first != "-" && label.last != "-"
-                && label.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
-        }
-    }
-
-    /// Docker Hub's other spellings name the same registry.
-    static func canonicalRegistry(_ host: String) -> String {
-        switch host {
-        case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com": "docker.io"
-        default: host
-        }
     }
 }

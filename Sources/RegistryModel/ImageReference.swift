@@ -52,7 +52,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
                 guard Self.isValidHost(first) else {
                     throw RegistryError(.nameInvalid, "invalid registry \(Digest.quoted(first)) in image reference \(Digest.quoted(text))")
                 }
-                registry = Self.canonicalRegistry(first.lowercased())
+                registry = RegistryHost.canonical(first.lowercased())
                 // An upper-case letter alone marks `Registry/app` as a host, but lower-cased it no
                 // longer reads as one (`registry/app:latest` is Docker Hub's), and no configured
                 // registry can be a bare single-label name.
@@ -75,10 +75,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             remainder = remainder[..<colon]
         }
 
-        var components = remainder.split(separator: "/", omittingEmptySubsequences: false)
-        if registry == Self.defaultRegistry, components.count == 1 {
-            components.insert("library", at: 0)
-        }
+        let components = RegistryHost.repositoryComponents(remainder.split(separator: "/", omittingEmptySubsequences: false), registry: registry)
         let repository = try RepositoryName(components: components)
         self.init(
             registry: registry,
@@ -94,14 +91,6 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         switch reference {
         case .tag(let tag): return "\(base):\(tag)"
         case .digest(let digest): return tag.map { "\(base):\($0)@\(digest)" } ?? "\(base)@\(digest)"
-        }
-    }
-
-    /// Docker Hub's other spellings name the same registry.
-    static func canonicalRegistry(_ host: String) -> String {
-        switch host {
-        case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com": defaultRegistry
-        default: host
         }
     }
 

@@ -129,10 +129,10 @@ struct NamespaceRouterTests {
     }
 
     @Test func canonicalRegistry() {
-        #expect(NamespaceRouter.canonicalRegistry("index.docker.io") == "docker.io")
-        #expect(NamespaceRouter.canonicalRegistry("registry-1.docker.io") == "docker.io")
-        #expect(NamespaceRouter.canonicalRegistry("registry.hub.docker.com") == "docker.io")
-        #expect(NamespaceRouter.canonicalRegistry("docker.io") == "docker.io")
-        #expect(NamespaceRouter.canonicalRegistry("ghcr.io") == "ghcr.io")
+        #expect(RegistryHost.canonical("index.docker.io") == "docker.io")
+        #expect(RegistryHost.canonical("registry-1.docker.io") == "docker.io")
+        #expect(RegistryHost.canonical("registry.hub.docker.com") == "docker.io")
+        #expect(RegistryHost.canonical("docker.io") == "docker.io")
+        #expect(RegistryHost.canonical("ghcr.io") == "ghcr.io")
     }
 }
