@@ -23,14 +23,9 @@ public final class BlobFetcher: Service {
         let repository: RepositoryName
     }
 
-    /// Fetches in progress, per registry: a request through one registry never joins (and so is
-    /// never failed by) a fetch through another registry's upstreams.
-    private let inflight = Mutex<[FlightKey: Flight]>([:])
-
-    struct FlightKey: Hashable {
-        var registry: String
-        var digest: Digest
-    }
+    /// Fetches in progress (``FlightKey/blob(registry:digest:)``: per registry, so a request
+    /// through one registry never joins, and is never failed by, a fetch through another's).
+    let flights: any FlightCoordinator
 
     /// A fetch in progress and the repository it fetches for.
     public struct Flight: Sendable {
@@ -79,8 +74,9 @@ public final class BlobFetcher: Service {
 
     public init(
         pool: UpstreamPool, blobs: any BlobStore, metadata: any MetadataStore, limits: Limits,
-        events: (any CacheEvents)?, threadPool: NIOThreadPool = .singleton, logger: Logger
+        events: (any CacheEvents)?, flights: any FlightCoordinator, threadPool: NIOThreadPool = .singleton, logger: Logger
     ) {
+        self.flights = flights
         self.limits = limits
         self.events = events
         self.slots = FetchSlots(capacity: limits.maxConcurrentFetches)
@@ -106,12 +102,8 @@ public final class BlobFetcher: Service {
     /// The in-flight fetch of `digest` through `registry`, started (for `repository`) if none
     /// is running.
     public func blob(_ digest: Digest, registry: String, repository: RepositoryName) -> Flight {
-        let key = FlightKey(registry: registry, digest: digest)
-        let (flight, isNew) = inflight.withLock { map -> (Flight, Bool) in
-            if let existing = map[key] { return (existing, false) }
-            let flight = Flight(blob: InFlightBlob(digest: digest), repository: repository)
-            map[key] = flight
-            return (flight, true)
+        let (flight, isNew) = flights.blobFlight(.blob(registry: registry, digest: digest)) {
+            Flight(blob: InFlightBlob(digest: digest), repository: repository)
         }
         if isNew { submit.yield(Job(blob: flight.blob, registry: registry, repository: repository)) }
         return flight
@@ -119,13 +111,13 @@ public final class BlobFetcher: Service {
 
     /// Fetches running and the clients following them.
     public var singleFlight: (fetches: Int, waiters: Int) {
-        let blobs = inflight.withLock { $0.values.map(\.blob) }
+        let blobs = flights.blobFlights.map(\.blob)
         return (blobs.count, blobs.reduce(0) { $0 + $1.readers })
     }
 
     /// Whether a fetch of `digest` through `registry` is running (readers can still join it).
     public func isFetching(_ digest: Digest, registry: String) -> Bool {
-        inflight.withLock { $0[FlightKey(registry: registry, digest: digest)] != nil }
+        flights.isBlobInFlight(.blob(registry: registry, digest: digest))
     }
 
 
@@ -135,13 +127,13 @@ public final class BlobFetcher: Service {
         let blob = job.blob
         let digest = blob.digest
         guard await slots.acquire(job.registry) else {
-            _ = inflight.withLock { $0.removeValue(forKey: FlightKey(registry: job.registry, digest: digest)) }
+            flights.endBlobFlight(.blob(registry: job.registry, digest: digest))
             blob.finish(.failed(RegistryError(.blobUnknown, status: 503, "the gateway is stopping")), size: nil)
             return
         }
         defer { slots.release(job.registry) }
         defer {
-            _ = inflight.withLock { $0.removeValue(forKey: FlightKey(registry: job.registry, digest: digest)) }
+            flights.endBlobFlight(.blob(registry: job.registry, digest: digest))
             _ = reservations.withLock { $0.removeValue(forKey: digest) }
         }
         // A request that just missed the cache while the previous fetch of this digest was

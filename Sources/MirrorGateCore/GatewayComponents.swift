@@ -16,6 +16,7 @@ public struct GatewayComponents: Sendable {
     public let pool: UpstreamPool
     public let fetcher: BlobFetcher
     public let prober: HealthProber
+    public let flights: LocalFlights
     /// The pull logic the HTTP front serves.
     public let service: PullService
     private let client: UpstreamClient
@@ -45,22 +46,23 @@ public struct GatewayComponents: Sendable {
         let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
         let pool = UpstreamPool(
             client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), ledger: ledger, logger: logger)
+        let flights = LocalFlights()
         let fetcher = BlobFetcher(
             pool: pool, blobs: cache.blobs, metadata: cache.metadata,
             limits: .init(
                 stallTimeout: config.health.timeout, maxConcurrentFetches: config.limits.maxConcurrentFetches,
                 maxBlobSize: config.storage.maxBlobSize, minRate: config.limits.minFetchRate, rateGrace: config.limits.fetchRateGrace),
-            events: cache.janitor, logger: logger)
+            events: cache.janitor, flights: flights, logger: logger)
         let prober = HealthProber(pool: pool, interval: config.health.interval, logger: logger)
         let service = PullService(config: config, blobs: cache.blobs, metadata: cache.metadata, fetcher: fetcher, janitor: cache.janitor, logger: logger)
         return GatewayComponents(
             config: config, blobs: cache.blobs, metadata: cache.metadata, janitor: cache.janitor, pool: pool, fetcher: fetcher,
-            prober: prober, service: service, client: client)
+            prober: prober, flights: flights, service: service, client: client)
     }
 
     /// The long-running parts, in start order (they stop in reverse): the janitor outlives
     /// the fetcher, which outlives the requests that follow its fetches.
-    public var services: [any Service] { [janitor, fetcher, prober] }
+    public var services: [any Service] { [janitor, fetcher, flights, prober] }
 
     /// Closes what outlives the service group (the upstream client's connection pools).
     public func shutdown() async throws {

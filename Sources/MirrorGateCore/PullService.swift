@@ -65,14 +65,14 @@ public final class PullService: Sendable {
     let logger: Logger
     /// Which repositories hold which content (content is readable only through them).
     let links: RepositoryLinks
-    /// Concurrent requests for one uncached manifest share one upstream GET (one spend).
-    let manifestFlights = SingleFlight<String, Manifest>()
-    /// Concurrent requests for one tag whose answer is stale share one HEAD.
-    let tagFlights = SingleFlight<String, Manifest>()
+    /// Concurrent requests for one uncached manifest share one upstream GET (one spend), and
+    /// concurrent requests for one tag whose answer is stale share one HEAD.
+    let flights: any FlightCoordinator
 
     public init(config: GatewayConfig, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, janitor: CacheJanitor?, logger: Logger) {
         self.config = config
         self.links = fetcher.links
+        self.flights = fetcher.flights
         self.janitor = janitor
         self.activity = GatewayActivity()
         self.pool = fetcher.pool
@@ -121,8 +121,14 @@ public final class PullService: Sendable {
             }
             return try await manifestByDigest(registry: registry, name: name, digest: record.digest)
         }
-        return try await tagFlights.run("\(registry)/\(name.value):\(tag)") { [self] () throws(RegistryError) -> Manifest in
+        return try await flights.run(.tag(registry: registry, repository: name.value, tag: tag)) { [self] () throws(RegistryError) -> Manifest in
             try await resolveTag(registry: registry, name: name, tag: tag, record: record)
+        } reread: { [self] in
+            // Another replica revalidated the tag meanwhile: its answer is in the shared index.
+            guard let fresh = try? await metadata.tag(registry: registry, repository: name.value, tag: tag),
+                  Date().timeIntervalSince(fresh.checkedAt) < config.tags.ttl.seconds
+            else { return nil }
+            return await cachedManifest(fresh.digest)
         }
     }
 
@@ -158,11 +164,14 @@ public final class PullService: Sendable {
         if links.isAbsent(digest, registry: registry, repository: name.value) {
             throw RegistryError(.manifestUnknown, "manifest unknown: \(name)@\(digest) (no upstream had it moments ago)")
         }
-        return try await manifestFlights.run("\(registry)/\(name.value)@\(digest)") { [self] () throws(RegistryError) -> Manifest in
+        return try await flights.run(.manifest(registry: registry, repository: name.value, digest: digest)) { [self] () throws(RegistryError) -> Manifest in
             if let cached = await cachedManifest(digest) {
                 if await links.isLinked(digest, registry: registry, repository: name.value) { return cached }
             }
             return try await fetchManifest(registry: registry, name: name, digest: digest, confirmedBy: confirmedBy)
+        } reread: { [self] in
+            guard let cached = await cachedManifest(digest), await links.isLinked(digest, registry: registry, repository: name.value) else { return nil }
+            return cached
         }
     }
 
