@@ -88,103 +88,62 @@ extension BlobFetcher {
         }
         job.blob.publishHead(size: size)
 
-        // Pump the body in a child task; a watchdog child fails the transfer (and cancels the
-        // pump, which cancels the upstream request) when no byte arrives for `stallTimeout`,
-        // or when the body arrives slower than `minRate` for a whole `rateGrace`.
-        let progress = ProgressClock()
-        let limits = limits
-        let stall = limits.stallTimeout
-        let blob = job.blob
-        let startHasher = hasher
-        let startWritten = written
-        let knownSize = size
-        let skipStart = skip
-        let body = response.body
-        enum Child: Sendable {
-            case watchdog(PumpResult)
-            case pump(PumpResult, ContentHasher, UInt64)
+        // The body's guards (GuardedBody) fail the transfer, and cancel the upstream request,
+        // when no byte arrives for `stallTimeout` or the body comes slower than `minRate`.
+        let body = response.body.guarded(by: .init(
+            stallTimeout: limits.stallTimeout, minRate: limits.minRate, rateGrace: limits.rateGrace,
+            maxLength: limits.maxBlobSize - min(limits.maxBlobSize, written - skip)))
+        let outcome: PumpResult
+        do {
+            outcome = try await pump(body, skip: skip, knownSize: size, into: spool, blob: job.blob, hasher: &hasher, written: &written)
+        } catch let storage as StorageError {
+            outcome = .storage(storage)
+        } catch let error as UpstreamError {
+            outcome = switch error {
+            case .timeout: .failed(.init(.timeout, error.description))
+            case .protocolViolation: .failed(.init(.tooLarge, "body longer than storage.max_blob_size (\(limits.maxBlobSize))"))
+            default: .failed(.init(.connection, "body failed: \(error)"))
+            }
+        } catch {
+            outcome = .failed(.init(.connection, "body failed: \(UpstreamClient.classify(error))"))
         }
-        let (outcome, finalHasher, finalWritten) = await withTaskGroup(of: Child.self) { group in
-            group.addTask {
-                var window = (start: ContinuousClock.now, bytes: UInt64(0))
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: min(stall / 4, .seconds(1)))
-                    if progress.idle > stall {
-                        return .watchdog(.failed(.init(.timeout, "body stalled for more than \(stall)")))
-                    }
-                    let now = ContinuousClock.now
-                    if limits.minRate > 0, now - window.start >= limits.rateGrace {
-                        let bytes = progress.bytes
-                        let rate = Double(bytes - window.bytes) / (now - window.start).seconds
-                        if rate < Double(limits.minRate) {
-                            return .watchdog(.failed(.init(.timeout, "body arrived at \(Int(rate)) B/s for \(limits.rateGrace), below limits.min_fetch_rate (\(limits.minRate) B/s)")))
-                        }
-                        window = (now, bytes)
-                    }
-                }
-                return .watchdog(.complete)
-            }
-            group.addTask {
-                var hasher = startHasher
-                var written = startWritten
-                var skip = skipStart
-                var result: PumpResult = .complete
-                do {
-                    for try await var chunk in body {
-                        progress.tick()
-                        if skip > 0 {
-                            let drop = Int(min(skip, UInt64(chunk.readableBytes)))
-                            chunk.moveReaderIndex(forwardBy: drop)
-                            skip -= UInt64(drop)
-                            if chunk.readableBytes == 0 { continue }
-                        }
-                        if let knownSize, written + UInt64(chunk.readableBytes) > knownSize {
-                            result = .failed(.init(.badResponse, "sent more bytes than its Content-Length"))
-                            break
-                        }
-                        if written + UInt64(chunk.readableBytes) > limits.maxBlobSize {
-                            result = .failed(.init(.tooLarge, "body longer than storage.max_blob_size (\(limits.maxBlobSize))"))
-                            break
-                        }
-                        hasher.update(chunk)
-                        try await spool.write(chunk)
-                        // Everything but the newest chunk becomes visible to readers.
-                        blob.publishVisible(written)
-                        written += UInt64(chunk.readableBytes)
-                        progress.tick(bytes: chunk.readableBytes)
-                    }
-                    if case .complete = result, let knownSize, written != knownSize {
-                        result = .failed(.init(.badResponse, "body ended after \(written) of \(knownSize) bytes"))
-                    }
-                } catch let storage as StorageError {
-                    result = .storage(storage)
-                } catch {
-                    result = .failed(.init(.connection, "body failed: \(UpstreamClient.classify(error))"))
-                }
-                return .pump(result, hasher, written)
-            }
-            var verdict: PumpResult?
-            var pumped: (PumpResult, ContentHasher, UInt64)?
-            while let child = await group.next() {
-                switch child {
-                case .watchdog(let result):
-                    if case .failed = result, pumped == nil { verdict = result }
-                    group.cancelAll()
-                case .pump(let result, let hasher, let written):
-                    pumped = (result, hasher, written)
-                    group.cancelAll()
-                }
-            }
-            let (result, hasher, written) = pumped!
-            return (verdict ?? result, hasher, written)
-        }
-        hasher = finalHasher
-        written = finalWritten
         if case .failed(let failure) = outcome {
             walk.fail(upstream, failure)
             return .answered
         }
         return outcome.transfer
+    }
+
+    /// Moves the body into the spool, skipping the first `skip` bytes (a 200 after a failover),
+    /// hashing as it goes and making all but the newest chunk visible to readers.
+    private func pump(
+        _ body: GuardedBody, skip: UInt64, knownSize: UInt64?, into spool: Spool, blob: InFlightBlob,
+        hasher: inout ContentHasher, written: inout UInt64
+    ) async throws -> PumpResult {
+        var skip = skip
+        for try await var chunk in body {
+            if skip > 0 {
+                let drop = Int(min(skip, UInt64(chunk.readableBytes)))
+                chunk.moveReaderIndex(forwardBy: drop)
+                skip -= UInt64(drop)
+                if chunk.readableBytes == 0 { continue }
+            }
+            if let knownSize, written + UInt64(chunk.readableBytes) > knownSize {
+                return .failed(.init(.badResponse, "sent more bytes than its Content-Length"))
+            }
+            if written + UInt64(chunk.readableBytes) > limits.maxBlobSize {
+                return .failed(.init(.tooLarge, "body longer than storage.max_blob_size (\(limits.maxBlobSize))"))
+            }
+            hasher.update(chunk)
+            try await spool.write(chunk)
+            // Everything but the newest chunk becomes visible to readers.
+            blob.publishVisible(written)
+            written += UInt64(chunk.readableBytes)
+        }
+        if let knownSize, written != knownSize {
+            return .failed(.init(.badResponse, "body ended after \(written) of \(knownSize) bytes"))
+        }
+        return .complete
     }
 
     /// Space kept free beyond a blob's size (metadata, other fetches).
@@ -195,25 +154,4 @@ extension BlobFetcher {
 
     /// `bytes 100-199/1000` → 1000 (bounded and checked by ``ContentRange``)
     static func contentRangeTotal(_ header: String) -> UInt64? { ContentRange(header)?.complete }
-}
-
-/// Milliseconds since the last byte of a transfer, and the bytes so far, readable from a
-/// watchdog task.
-final class ProgressClock: Sendable {
-    private let start = ContinuousClock.now
-    private let lastTick = Atomic<Int64>(0)
-    private let count = Atomic<UInt64>(0)
-
-    func tick(bytes: Int = 0) {
-        lastTick.store(Int64((ContinuousClock.now - start) / .milliseconds(1)), ordering: .relaxed)
-        if bytes > 0 { count.add(UInt64(bytes), ordering: .relaxed) }
-    }
-
-    /// Body bytes pumped so far.
-    var bytes: UInt64 { count.load(ordering: .relaxed) }
-
-    /// Time since the last tick.
-    var idle: Duration {
-        .milliseconds(Int64((ContinuousClock.now - start) / .milliseconds(1)) - lastTick.load(ordering: .relaxed))
-    }
 }

@@ -40,6 +40,8 @@ public final class UpstreamClient: Sendable {
     private let verifyingClient: HTTPClient
     private let insecureClient: HTTPClient
     private let timeout: TimeAmount
+    /// How long any body may go without a byte (`health.timeout`).
+    private let bodyTimeout: Duration
     private let tokens = TokenCache()
     private let outbound = OutboundGuard()
     private let logger: Logger
@@ -48,6 +50,7 @@ public final class UpstreamClient: Sendable {
     public init(timeout: Duration, logger: Logger) {
         let amount = TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
         self.timeout = amount
+        self.bodyTimeout = timeout
         self.logger = logger
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
@@ -108,18 +111,18 @@ public final class UpstreamClient: Sendable {
             if status == 401, sameOrigin, !retriedAuth, request.authenticate {
                 retriedAuth = true
                 let challenges = response.headers["www-authenticate"].flatMap { AuthChallenge.parse($0) }
-                _ = try? await BodyCollector.collect(response.body, upTo: 1 << 20, stallTimeout: timeout)
+                _ = try? await GuardedBody(response.body, guards: .init(stallTimeout: bodyTimeout)).collect(upTo: 1 << 20)
                 if let old = authorization, let key = old.cacheKey { await tokens.drop(key) }
                 if let fresh = try await authenticate(challenges: challenges, upstream: upstream, scope: scope, client: client) {
                     authorization = fresh
                     continue
                 }
                 // Nothing to answer the challenge with: hand the 401 on.
-                return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: Self.emptyBody(), bodyTimeout: timeout)
+                return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: Self.emptyBody(), bodyTimeout: bodyTimeout)
             }
 
             if RedirectPolicy.statuses.contains(status), request.method == .GET || request.method == .HEAD {
-                _ = try? await BodyCollector.collect(response.body, upTo: 1 << 20, stallTimeout: timeout)
+                _ = try? await GuardedBody(response.body, guards: .init(stallTimeout: bodyTimeout)).collect(upTo: 1 << 20)
                 currentURL = try redirects.next(
                     after: currentURL, status: status, location: response.headers.first(name: "location"), hopsSoFar: hops)
                 hops += 1
@@ -135,7 +138,7 @@ public final class UpstreamClient: Sendable {
                 continue
             }
 
-            return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: response.body, bodyTimeout: timeout)
+            return UpstreamResponse(upstream: upstream, status: status, headers: response.headers, body: response.body, bodyTimeout: bodyTimeout)
         }
     }
 
@@ -296,7 +299,7 @@ public final class UpstreamClient: Sendable {
     private func tokenRequest(_ request: HTTPClientRequest, client: HTTPClient) async throws(TokenFailure) -> (Int, ByteBuffer) {
         do {
             let response = try await client.execute(request, timeout: timeout)
-            let body = try await BodyCollector.collect(response.body, upTo: 1 << 20, stallTimeout: timeout)
+            let body = try await GuardedBody(response.body, guards: .init(stallTimeout: bodyTimeout)).collect(upTo: 1 << 20)
             return (Int(response.status.code), body)
         } catch {
             throw TokenFailure(description: "request failed: \(Self.classify(error))")

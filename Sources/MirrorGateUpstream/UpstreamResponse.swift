@@ -7,17 +7,15 @@ public struct UpstreamResponse: Sendable {
     public let upstream: Upstream
     public let status: Int
     public let headers: HTTPHeaders
-    public let body: HTTPClientResponse.Body
-    /// How long ``collect(limit:)`` and ``discardBody()`` wait for the next byte (the
-    /// upstream client's `health.timeout`).
-    public let bodyTimeout: TimeAmount
+    /// The body, guarded against an upstream that stops sending (`health.timeout`); readers
+    /// that need more guards (a minimum rate, a size cap) re-guard it.
+    public let body: GuardedBody
 
-    public init(upstream: Upstream, status: Int, headers: HTTPHeaders, body: HTTPClientResponse.Body, bodyTimeout: TimeAmount = .seconds(30)) {
+    public init(upstream: Upstream, status: Int, headers: HTTPHeaders, body: HTTPClientResponse.Body, bodyTimeout: Duration = .seconds(30)) {
         self.upstream = upstream
         self.status = status
         self.headers = headers
-        self.body = body
-        self.bodyTimeout = bodyTimeout
+        self.body = GuardedBody(body, guards: .init(stallTimeout: bodyTimeout))
     }
 
     public func header(_ name: String) -> String? { headers.first(name: name) }
@@ -33,14 +31,14 @@ public struct UpstreamResponse: Sendable {
         header("content-range").flatMap(ContentRange.init)
     }
 
-    /// Reads the whole body, failing past `limit` bytes or after ``bodyTimeout`` without a byte.
-    public func collect(limit: Int) async throws -> ByteBuffer {
-        try await BodyCollector.collect(body, upTo: limit, stallTimeout: bodyTimeout)
+    /// Reads the whole body, failing past `limit` bytes or when it stalls.
+    public func collect(limit: Int) async throws(UpstreamError) -> ByteBuffer {
+        try await body.collect(upTo: limit)
     }
 
     /// Reads and drops a small body so the connection can be reused (giving up, which
     /// closes it, when it is large or stalls).
     public func discardBody() async {
-        _ = try? await BodyCollector.collect(body, upTo: 1 << 20, stallTimeout: bodyTimeout)
+        _ = try? await body.collect(upTo: 1 << 20)
     }
 }

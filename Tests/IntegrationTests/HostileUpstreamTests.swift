@@ -161,4 +161,31 @@ struct HostileUpstreamTests {
             }
         }
     }
+
+    /// A blob too large for the cache's free space is passed through: that path reads the
+    /// upstream's body under the same stall guard as every other reader, so an upstream that
+    /// stops sending does not hold the client (and a connection) until it gives up itself.
+    @Test(.enabled(if: geteuid() == 0, "mounting a tmpfs needs root"))
+    func aStalledPassThroughIsGivenUp() async throws {
+        let mountPoint = try TemporaryDirectory(prefix: "passthrough-tmpfs")
+        try await CacheTests.mountTmpfs(at: mountPoint.url, options: "size=16m")
+        defer { CacheTests.unmount(mountPoint.url) }
+        // 64 MiB announced (within max_blob_size, beyond the 16 MiB of free space), then nothing.
+        try await HostileUpstream.with(config: #"{"modes": {"stall": {"length": 67108864, "hold": 60}}}"#) { hostile in
+            try await UpstreamRegistry.with(name: "hub") { hub in
+                var config = Self.config(hub: hub.url, hostile: hostile.url)
+                config.healthTimeout = "2s"
+                config.storagePath = mountPoint.appending("data", isDirectory: true).path
+                try await GatewayProcess.with(config) { gateway in
+                    let start = ContinuousClock.now
+                    let answer = try? await HTTPFetch.get(
+                        "\(gateway.url)/v2/evil.test/stall/x/blobs/sha256:\(String(repeating: "c", count: 64))", timeout: .seconds(40))
+                    #expect(answer == nil || answer?.status != 200 || (answer?.body.count ?? 0) < 64 << 20)
+                    #expect(ContinuousClock.now - start < .seconds(40), "the pass-through waited for the upstream's 60 s hold")
+                    #expect(gateway.logText().contains("do not fit the cache's free space"), "\(gateway.logTail())")
+                    #expect(hostile.upstreamRequests().filter { $0.mode == "stall" && $0.method == "GET" }.count >= 2, "no pass-through request was made")
+                }
+            }
+        }
+    }
 }
