@@ -136,7 +136,7 @@ struct FileBlobStoreTests {
         var storages = Set<UnsafeRawPointer>()
         var total = 0
         try await reader.stream { chunk in
-            chunk.withUnsafeReadableBytes { storages.insert(UnsafeRawPointer($0.baseAddress!)) }
+            _ = chunk.withUnsafeReadableBytes { storages.insert(UnsafeRawPointer($0.baseAddress!)) }
             total += chunk.readableBytes
         }
         #expect(total == content.count)
