@@ -16,7 +16,7 @@ import Synchronization
 /// A fetch walks the upstreams in order. When an upstream fails part-way, the next one
 /// continues with `Range: bytes=N-` (or the first N bytes of a full answer are skipped), and
 /// the joined bytes are hashed; a digest mismatch restarts from byte 0 with the next upstream.
-public final class BlobFetcher: Service {
+final class BlobFetcher: Service {
     struct Job: Sendable {
         let blob: InFlightBlob
         let registry: String
@@ -28,9 +28,9 @@ public final class BlobFetcher: Service {
     let flights: any FlightCoordinator
 
     /// A fetch in progress and the repository it fetches for.
-    public struct Flight: Sendable {
-        public let blob: InFlightBlob
-        public let repository: RepositoryName
+    struct Flight: Sendable {
+        let blob: InFlightBlob
+        let repository: RepositoryName
     }
     /// Bytes promised to running fetches, so concurrent fetches cannot together overflow
     /// the disk after each passed the free-space check alone.
@@ -52,18 +52,18 @@ public final class BlobFetcher: Service {
     let logger: Logger
 
     /// What bounds a fetch.
-    public struct Limits: Sendable {
+    struct Limits: Sendable {
         /// No byte for this long from an upstream: that upstream failed (`health.timeout`).
-        public var stallTimeout: Duration
+        var stallTimeout: Duration
         /// Fetches running at once (`limits.max_concurrent_fetches`).
-        public var maxConcurrentFetches: Int
+        var maxConcurrentFetches: Int
         /// The largest blob fetched (`storage.max_blob_size`).
-        public var maxBlobSize: UInt64
+        var maxBlobSize: UInt64
         /// Slower than this, averaged over ``rateGrace``, is that upstream's failure (0: off).
-        public var minRate: UInt64
-        public var rateGrace: Duration
+        var minRate: UInt64
+        var rateGrace: Duration
 
-        public init(stallTimeout: Duration, maxConcurrentFetches: Int = 32, maxBlobSize: UInt64 = 16 << 30, minRate: UInt64 = 0, rateGrace: Duration = .seconds(30)) {
+        init(stallTimeout: Duration, maxConcurrentFetches: Int = 32, maxBlobSize: UInt64 = 16 << 30, minRate: UInt64 = 0, rateGrace: Duration = .seconds(30)) {
             self.stallTimeout = stallTimeout
             self.maxConcurrentFetches = max(1, maxConcurrentFetches)
             self.maxBlobSize = maxBlobSize
@@ -72,7 +72,7 @@ public final class BlobFetcher: Service {
         }
     }
 
-    public init(
+    init(
         pool: UpstreamPool, blobs: any BlobStore, metadata: any MetadataStore, limits: Limits,
         events: (any CacheEvents)?, flights: any FlightCoordinator, threadPool: NIOThreadPool = .singleton, logger: Logger
     ) {
@@ -89,7 +89,7 @@ public final class BlobFetcher: Service {
         self.logger = logger
     }
 
-    public func run() async throws {
+    func run() async throws {
         await withDiscardingTaskGroup { group in
             for await job in jobs.cancelOnGracefulShutdown() {
                 // Each fetch waits for its slot (`limits.max_concurrent_fetches`) in its task,
@@ -101,7 +101,7 @@ public final class BlobFetcher: Service {
 
     /// The in-flight fetch of `digest` through `registry`, started (for `repository`) if none
     /// is running.
-    public func blob(_ digest: Digest, registry: String, repository: RepositoryName) -> Flight {
+    func blob(_ digest: Digest, registry: String, repository: RepositoryName) -> Flight {
         let (flight, isNew) = flights.blobFlight(.blob(registry: registry, digest: digest)) {
             Flight(blob: InFlightBlob(digest: digest), repository: repository)
         }
@@ -110,13 +110,13 @@ public final class BlobFetcher: Service {
     }
 
     /// Fetches running and the clients following them.
-    public var singleFlight: (fetches: Int, waiters: Int) {
+    var singleFlight: (fetches: Int, waiters: Int) {
         let blobs = flights.blobFlights.map(\.blob)
         return (blobs.count, blobs.reduce(0) { $0 + $1.readers })
     }
 
     /// Whether a fetch of `digest` through `registry` is running (readers can still join it).
-    public func isFetching(_ digest: Digest, registry: String) -> Bool {
+    func isFetching(_ digest: Digest, registry: String) -> Bool {
         flights.isBlobInFlight(.blob(registry: registry, digest: digest))
     }
 

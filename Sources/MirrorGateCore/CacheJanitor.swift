@@ -93,7 +93,7 @@ public final class CacheJanitor: Service {
     /// Protects a cached object from eviction while a response reads it; released when the
     /// lease is deallocated (the response body is done). `nil` while the object is being
     /// evicted: the caller treats it as not cached.
-    public func lease(_ digest: Digest) -> ReadLease? {
+    func lease(_ digest: Digest) -> ReadLease? {
         let granted = leases.withLock { state -> Bool in
             guard !state.evicting.contains(digest) else { return false }
             state.readers[digest, default: 0] += 1
@@ -233,7 +233,7 @@ public final class CacheJanitor: Service {
 }
 
 /// Keeps one cached object from eviction while it lives.
-public final class ReadLease: Sendable {
+final class ReadLease: Sendable {
     let digest: Digest
     let janitor: CacheJanitor
 

@@ -8,7 +8,7 @@ public struct CachedBlob: Sendable {
     public let digest: Digest
     public let size: UInt64
     let store: any BlobStore
-    public let lease: ReadLease?
+    let lease: ReadLease?
 
     init(digest: Digest, size: UInt64, store: any BlobStore, lease: ReadLease?) {
         self.digest = digest

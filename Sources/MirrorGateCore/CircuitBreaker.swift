@@ -6,9 +6,9 @@ import Synchronization
 /// no network cost. After a cool-down (doubling on every re-open, capped), the next request or
 /// probe is let through as the single trial (half-open): success closes the circuit, failure
 /// re-opens it with a longer cool-down.
-public final class CircuitBreaker: Sendable {
+final class CircuitBreaker: Sendable {
     /// What the breaker is doing, for status output.
-    public enum Phase: String, Sendable {
+    enum Phase: String, Sendable {
         case closed
         case open
         case halfOpen = "half-open"
@@ -31,7 +31,7 @@ public final class CircuitBreaker: Sendable {
     /// A trial that never reports back (its task was cancelled) frees the slot after this.
     let trialTimeout: Duration
 
-    public init(failureThreshold: Int, baseCooldown: Duration, maxCooldown: Duration, trialTimeout: Duration) {
+    init(failureThreshold: Int, baseCooldown: Duration, maxCooldown: Duration, trialTimeout: Duration) {
         self.failureThreshold = failureThreshold
         self.baseCooldown = baseCooldown
         self.maxCooldown = maxCooldown
@@ -40,7 +40,7 @@ public final class CircuitBreaker: Sendable {
 
     /// Whether a request may go to the upstream now. In the open state after the cool-down,
     /// the first caller becomes the trial and others are refused until it reports.
-    public func admit(now: ContinuousClock.Instant = .now) -> Bool {
+    func admit(now: ContinuousClock.Instant = .now) -> Bool {
         state.withLock { s in
             switch s.phase {
             case .closed:
@@ -61,7 +61,7 @@ public final class CircuitBreaker: Sendable {
     }
 
     /// `true` when a request would be admitted, without taking the trial slot.
-    public func isAvailable(now: ContinuousClock.Instant = .now) -> Bool {
+    func isAvailable(now: ContinuousClock.Instant = .now) -> Bool {
         state.withLock { s in
             switch s.phase {
             case .closed: true
@@ -71,7 +71,7 @@ public final class CircuitBreaker: Sendable {
         }
     }
 
-    public func recordSuccess() {
+    func recordSuccess() {
         state.withLock { s in
             s.phase = .closed
             s.consecutiveFailures = 0
@@ -81,7 +81,7 @@ public final class CircuitBreaker: Sendable {
 
     /// Counts a failure; returns `true` when this failure opened the circuit.
     @discardableResult
-    public func recordFailure(_ reason: String, now: ContinuousClock.Instant = .now) -> Bool {
+    func recordFailure(_ reason: String, now: ContinuousClock.Instant = .now) -> Bool {
         state.withLock { s in
             s.lastError = reason
             s.consecutiveFailures += 1
@@ -110,7 +110,7 @@ public final class CircuitBreaker: Sendable {
     }
 
     /// Current phase, consecutive failures and last error.
-    public var snapshot: (phase: Phase, consecutiveFailures: Int, lastError: String?) {
+    var snapshot: (phase: Phase, consecutiveFailures: Int, lastError: String?) {
         state.withLock { s in
             // An open circuit whose cool-down passed is reported as open until a trial runs.
             (s.phase, s.consecutiveFailures, s.lastError)

@@ -2,7 +2,7 @@ import MirrorGateUpstream
 import RegistryModel
 
 /// What is being fetched once for everyone who asks at the same time.
-public enum FlightKey: Hashable, Sendable, CustomStringConvertible {
+enum FlightKey: Hashable, Sendable, CustomStringConvertible {
     /// A tag being revalidated (one HEAD).
     case tag(registry: String, repository: String, tag: String)
     /// A manifest being fetched (one GET: one spend).
@@ -11,7 +11,7 @@ public enum FlightKey: Hashable, Sendable, CustomStringConvertible {
     /// never failed by, a fetch through another's upstreams).
     case blob(registry: String, digest: Digest)
 
-    public var description: String {
+    var description: String {
         switch self {
         case .tag(let registry, let repository, let tag): "\(registry)/\(repository):\(tag)"
         case .manifest(let registry, let repository, let digest): "\(registry)/\(repository)@\(digest)"
@@ -23,7 +23,7 @@ public enum FlightKey: Hashable, Sendable, CustomStringConvertible {
 /// Single flight for manifests, tags and blobs: concurrent requests for one key share one
 /// upstream exchange. ``LocalFlights`` is the in-process implementation; a shared one adds
 /// leases so that replicas sharing a database also share flights.
-public protocol FlightCoordinator: Sendable {
+protocol FlightCoordinator: Sendable {
     /// Runs `work` once for everyone asking for `key` meanwhile; all get its result.
     ///
     /// - Parameter reread: what a caller that waited for somebody else's flight elsewhere

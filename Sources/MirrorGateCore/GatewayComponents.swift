@@ -10,13 +10,13 @@ import ServiceLifecycle
 /// Everything a part needs is passed at construction; nothing is installed afterwards.
 public struct GatewayComponents: Sendable {
     public let config: GatewayConfig
-    public let blobs: any BlobStore
-    public let metadata: any MetadataStore
-    public let janitor: CacheJanitor
-    public let pool: UpstreamPool
-    public let fetcher: BlobFetcher
-    public let prober: HealthProber
-    public let flights: LocalFlights
+    let blobs: any BlobStore
+    let metadata: any MetadataStore
+    let janitor: CacheJanitor
+    let pool: UpstreamPool
+    let fetcher: BlobFetcher
+    let prober: HealthProber
+    let flights: LocalFlights
     /// The pull logic the HTTP front serves.
     public let service: PullService
     private let client: UpstreamClient

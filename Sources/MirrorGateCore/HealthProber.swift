@@ -6,18 +6,18 @@ import ServiceLifecycle
 /// is probed concurrently, off the request path; 200 or 401 is healthy. Results feed the
 /// circuit breakers, and a probe is the trial that can close an open circuit once its
 /// cool-down has passed.
-public struct HealthProber: Service {
+struct HealthProber: Service {
     let pool: UpstreamPool
     let interval: Duration
     let logger: Logger
 
-    public init(pool: UpstreamPool, interval: Duration, logger: Logger) {
+    init(pool: UpstreamPool, interval: Duration, logger: Logger) {
         self.pool = pool
         self.interval = interval
         self.logger = logger
     }
 
-    public func run() async throws {
+    func run() async throws {
         let upstreams = pool.router.all
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let jitter = Double.random(in: 0.8...1.2)

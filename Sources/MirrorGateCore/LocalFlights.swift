@@ -9,7 +9,7 @@ import Synchronization
 /// if that caller's client goes away, the others still get their answer, and the work is
 /// part of the gateway's structured lifetime (cancelled on shutdown), as blob fetches are in
 /// ``BlobFetcher``. After the service has stopped, a flight runs in its first caller's task.
-public final class LocalFlights: FlightCoordinator, Service {
+final class LocalFlights: FlightCoordinator, Service {
     /// A result every waiter of one flight gets.
     final class SharedResult: Sendable {
         private let state = Mutex<(result: Result<any Sendable, RegistryError>?, waiters: [CheckedContinuation<Result<any Sendable, RegistryError>, Never>])>((nil, []))
@@ -42,11 +42,11 @@ public final class LocalFlights: FlightCoordinator, Service {
     private let works: AsyncStream<@Sendable () async -> Void>
     private let submit: AsyncStream<@Sendable () async -> Void>.Continuation
 
-    public init() {
+    init() {
         (works, submit) = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
     }
 
-    public func run() async throws {
+    func run() async throws {
         await withDiscardingTaskGroup { group in
             for await work in works.cancelOnGracefulShutdown() {
                 group.addTask { await work() }
@@ -55,7 +55,7 @@ public final class LocalFlights: FlightCoordinator, Service {
         submit.finish()
     }
 
-    public func run<Value: Sendable>(
+    func run<Value: Sendable>(
         _ key: FlightKey,
         work: @escaping @Sendable () async throws(RegistryError) -> Value,
         reread: @escaping @Sendable () async -> Value?
@@ -88,7 +88,7 @@ public final class LocalFlights: FlightCoordinator, Service {
         }
     }
 
-    public func blobFlight(_ key: FlightKey, start: () -> BlobFetcher.Flight) -> (flight: BlobFetcher.Flight, started: Bool) {
+    func blobFlight(_ key: FlightKey, start: () -> BlobFetcher.Flight) -> (flight: BlobFetcher.Flight, started: Bool) {
         blobs.withLock { map in
             if let running = map[key] { return (running, false) }
             let flight = start()
@@ -97,15 +97,15 @@ public final class LocalFlights: FlightCoordinator, Service {
         }
     }
 
-    public func endBlobFlight(_ key: FlightKey) {
+    func endBlobFlight(_ key: FlightKey) {
         _ = blobs.withLock { $0.removeValue(forKey: key) }
     }
 
-    public func isBlobInFlight(_ key: FlightKey) -> Bool {
+    func isBlobInFlight(_ key: FlightKey) -> Bool {
         blobs.withLock { $0[key] != nil }
     }
 
-    public var blobFlights: [BlobFetcher.Flight] {
+    var blobFlights: [BlobFetcher.Flight] {
         blobs.withLock { Array($0.values) }
     }
 }

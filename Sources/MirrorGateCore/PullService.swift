@@ -69,7 +69,7 @@ public final class PullService: Sendable {
     /// concurrent requests for one tag whose answer is stale share one HEAD.
     let flights: any FlightCoordinator
 
-    public init(config: GatewayConfig, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, janitor: CacheJanitor?, logger: Logger) {
+    init(config: GatewayConfig, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, janitor: CacheJanitor?, logger: Logger) {
         self.config = config
         self.links = fetcher.links
         self.flights = fetcher.flights

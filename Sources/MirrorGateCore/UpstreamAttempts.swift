@@ -4,15 +4,15 @@ import RegistryModel
 
 /// What each upstream answered during one request, for the log line, the status page's
 /// failover list and the error a client gets when none could serve it.
-public struct UpstreamAttempts: Sendable, CustomStringConvertible {
+struct UpstreamAttempts: Sendable, CustomStringConvertible {
     /// Why an upstream was passed over without being asked.
-    public enum Skip: Sendable, Equatable, CustomStringConvertible {
+    enum Skip: Sendable, Equatable, CustomStringConvertible {
         /// Its circuit is open (asked anyway only when every circuit is open).
         case circuitOpen
         /// The caller excluded it for this request (it sent a bad copy of this object).
         case excluded(String)
 
-        public var description: String {
+        var description: String {
             switch self {
             case .circuitOpen: "circuit open"
             case .excluded(let why): why
@@ -21,8 +21,8 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
     }
 
     /// Why an upstream that was asked did not serve.
-    public struct Failure: Sendable, Equatable, CustomStringConvertible {
-        public enum Kind: Sendable, Equatable {
+    struct Failure: Sendable, Equatable, CustomStringConvertible {
+        enum Kind: Sendable, Equatable {
             case connection, timeout, redirect, authentication, badResponse
             /// Answered with an unusable status.
             case status
@@ -32,21 +32,21 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
             case tooLarge
         }
 
-        public var kind: Kind
-        public var message: String
-        public var status: Int?
+        var kind: Kind
+        var message: String
+        var status: Int?
 
-        public init(_ kind: Kind, _ message: String, status: Int? = nil) {
+        init(_ kind: Kind, _ message: String, status: Int? = nil) {
             self.kind = kind
             self.message = message
             self.status = status
         }
 
         /// `answered 500`.
-        public static func status(_ status: Int) -> Failure { Failure(.status, "answered \(status)", status: status) }
+        static func status(_ status: Int) -> Failure { Failure(.status, "answered \(status)", status: status) }
 
         /// A transport error of the upstream client.
-        public init(_ error: UpstreamError) {
+        init(_ error: UpstreamError) {
             switch error {
             case .connection: self.init(.connection, error.description)
             case .timeout: self.init(.timeout, error.description)
@@ -56,8 +56,8 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
             }
         }
 
-        public var isTimeout: Bool { kind == .timeout }
-        public var description: String { message }
+        var isTimeout: Bool { kind == .timeout }
+        var description: String { message }
 
         /// The metric label for it.
         var reason: UpstreamFailureReason {
@@ -73,7 +73,7 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         }
     }
 
-    public enum Outcome: Sendable, Equatable {
+    enum Outcome: Sendable, Equatable {
         case notFound(Int)
         case failed(Failure)
         case skipped(Skip)
@@ -81,17 +81,17 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         case budget(Date?)
     }
 
-    public private(set) var entries: [(upstream: String, outcome: Outcome)] = []
+    private(set) var entries: [(upstream: String, outcome: Outcome)] = []
 
-    public init() {}
+    init() {}
 
-    public mutating func record(_ upstream: Upstream, _ outcome: Outcome) {
+    mutating func record(_ upstream: Upstream, _ outcome: Outcome) {
         entries.append((upstream.name, outcome))
     }
 
-    public mutating func notFound(_ upstream: Upstream, status: Int) { record(upstream, .notFound(status)) }
-    public mutating func failed(_ upstream: Upstream, _ failure: Failure) { record(upstream, .failed(failure)) }
-    public mutating func skipped(_ upstream: Upstream, _ skip: Skip) { record(upstream, .skipped(skip)) }
+    mutating func notFound(_ upstream: Upstream, status: Int) { record(upstream, .notFound(status)) }
+    mutating func failed(_ upstream: Upstream, _ failure: Failure) { record(upstream, .failed(failure)) }
+    mutating func skipped(_ upstream: Upstream, _ skip: Skip) { record(upstream, .skipped(skip)) }
 
     mutating func append(_ entry: (upstream: String, outcome: Outcome)) {
         entries.append(entry)
@@ -104,9 +104,9 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
         }
     }
 
-    public var isEmpty: Bool { entries.isEmpty }
+    var isEmpty: Bool { entries.isEmpty }
 
-    public var description: String {
+    var description: String {
         entries.map { entry in
             switch entry.outcome {
             case .notFound(let status): "\(entry.upstream): not found (\(status))"
@@ -121,7 +121,7 @@ public struct UpstreamAttempts: Sendable, CustomStringConvertible {
     /// - Parameter notFound: the error when every upstream said "not found". Its code (the
     ///   object asked for: manifest, blob or repository) is also the code of outages, which
     ///   the spec has none for: they keep their status (502, 503, 504) and say what happened.
-    public func clientError(notFound: RegistryError, now: Date = Date()) -> RegistryError {
+    func clientError(notFound: RegistryError, now: Date = Date()) -> RegistryError {
         let code = notFound.code == .unsupported ? RegistryError.Code.nameUnknown : notFound.code
         if entries.isEmpty {
             return RegistryError(code, status: 503, "no upstream is available for this registry")

@@ -2,10 +2,10 @@ import MirrorGateConfig
 import MirrorGateUpstream
 
 /// The circuit breakers of every upstream, keyed by ``Upstream/ID``.
-public final class UpstreamHealth: Sendable {
+final class UpstreamHealth: Sendable {
     private let breakers: [Upstream.ID: CircuitBreaker]
 
-    public init(config: GatewayConfig) {
+    init(config: GatewayConfig) {
         var map: [Upstream.ID: CircuitBreaker] = [:]
         let timeout = config.health.timeout
         for registry in config.registries {
@@ -20,12 +20,12 @@ public final class UpstreamHealth: Sendable {
         breakers = map
     }
 
-    public func breaker(_ upstream: Upstream) -> CircuitBreaker? {
+    func breaker(_ upstream: Upstream) -> CircuitBreaker? {
         breakers[upstream.id]
     }
 
     /// Whether a request may go to `upstream` now (takes the half-open trial slot if due).
-    public func admit(_ upstream: Upstream, now: ContinuousClock.Instant = .now) -> Bool {
+    func admit(_ upstream: Upstream, now: ContinuousClock.Instant = .now) -> Bool {
         breaker(upstream)?.admit(now: now) ?? true
     }
 }

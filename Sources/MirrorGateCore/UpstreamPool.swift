@@ -8,15 +8,15 @@ import RegistryModel
 /// The upstreams of every registry with what gates them: circuit breakers, the budget ledger
 /// and remembered bad copies. Requests go out only through an ``UpstreamWalk`` it hands out.
 public final class UpstreamPool: Sendable {
-    public let client: UpstreamClient
-    public let router: UpstreamRouter
-    public let health: UpstreamHealth
+    let client: UpstreamClient
+    let router: UpstreamRouter
+    let health: UpstreamHealth
     let ledger: any BudgetLedger
     let badCopies: BadCopies
     let logger: Logger
     private let budgetKeys: [Upstream.ID: BudgetKey]
 
-    public init(client: UpstreamClient, router: UpstreamRouter, health: UpstreamHealth, ledger: any BudgetLedger, logger: Logger) {
+    init(client: UpstreamClient, router: UpstreamRouter, health: UpstreamHealth, ledger: any BudgetLedger, logger: Logger) {
         self.client = client
         self.router = router
         self.health = health

@@ -2,9 +2,9 @@ import MirrorGateConfig
 import MirrorGateUpstream
 
 /// Routing policy: which upstreams of a registry to try, in which order, for a purpose.
-public struct UpstreamRouter: Sendable {
+struct UpstreamRouter: Sendable {
     /// What a request needs from an upstream.
-    public enum Purpose: Sendable {
+    enum Purpose: Sendable {
         /// Resolve a tag to a digest (skips upstreams with `resolve: false`).
         case resolveTag
         /// Fetch content by digest, or pass through listings.
@@ -13,9 +13,9 @@ public struct UpstreamRouter: Sendable {
 
     private let upstreams: [String: [Upstream]]
     /// Every upstream of every registry, in configuration order.
-    public let all: [Upstream]
+    let all: [Upstream]
 
-    public init(config: GatewayConfig) {
+    init(config: GatewayConfig) {
         var map: [String: [Upstream]] = [:]
         for registry in config.registries {
             map[registry.key] = registry.upstreams.map { Upstream(registry: registry.key, config: $0) }
@@ -25,7 +25,7 @@ public struct UpstreamRouter: Sendable {
     }
 
     /// The upstreams to try, in configured order.
-    public func candidates(registry: String, purpose: Purpose) -> [Upstream] {
+    func candidates(registry: String, purpose: Purpose) -> [Upstream] {
         let all = upstreams[registry] ?? []
         switch purpose {
         case .resolveTag: return all.filter(\.config.resolve)

@@ -1,5 +1,5 @@
 import MirrorGateConfig
-import MirrorGateCore
+@testable import MirrorGateCore
 import MirrorGateUpstream
 import RegistryModel
 import Testing
