@@ -76,9 +76,17 @@ public struct ConfigLoader: Sendable {
 
         var tags = TagConfig(ttl: .seconds(600), serveStale: true)
         if let node = top["tags"] {
-            let t = try node.mapping(allowed: ["ttl", "serve_stale"])
+            let t = try node.mapping(allowed: ["refresh_after", "ttl", "serve_stale"])
             if let ttl = t["ttl"] { tags.ttl = try ttl.duration() }
             if let stale = t["serve_stale"] { tags.serveStale = try stale.bool() }
+            if let refresh = t["refresh_after"] {
+                tags.refreshAfter = try refresh.duration()
+                guard tags.refreshAfter <= tags.ttl else {
+                    throw refresh.invalid("must not exceed tags.ttl (\(ConfigValues.format(tags.ttl))): an answer older than ttl is never served without revalidation")
+                }
+            } else {
+                tags.refreshAfter = min(TagConfig.defaultRefreshAfter, tags.ttl)
+            }
         }
 
         var health = HealthConfig(interval: .seconds(15), timeout: .seconds(2), failureThreshold: 3)

@@ -86,11 +86,22 @@ public struct StorageConfig: Sendable, Equatable {
 
 /// `tags:`: how long tag answers are trusted, and what to do when nobody can answer.
 public struct TagConfig: Sendable, Equatable {
-    /// A tag→digest answer younger than this is served without asking upstream.
+    /// A tag→digest answer younger than this is served with no upstream request at all; an
+    /// older one (still younger than ``ttl``) is served from the cache at once and
+    /// revalidated in the background (RFC 5861's stale-while-revalidate), at most once per
+    /// this period per tag. `0s`: revalidate in the background on every request.
+    public var refreshAfter: Duration
+    /// An answer older than this is not served until an upstream confirms it: the request
+    /// waits for the revalidation (`0s`: every request waits).
     public var ttl: Duration
     /// Serve the last known digest when no upstream can answer.
     public var serveStale: Bool
-    public init(ttl: Duration, serveStale: Bool) {
+
+    /// A moved tag is seen within about a minute, at one HEAD per hot tag per minute.
+    public static let defaultRefreshAfter = Duration.seconds(60)
+
+    public init(refreshAfter: Duration? = nil, ttl: Duration, serveStale: Bool) {
+        self.refreshAfter = refreshAfter ?? min(Self.defaultRefreshAfter, ttl)
         self.ttl = ttl
         self.serveStale = serveStale
     }

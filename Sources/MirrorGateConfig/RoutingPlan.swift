@@ -4,7 +4,7 @@ extension GatewayConfig {
         var lines: [String] = []
         lines.append("listen: \(listen)")
         lines.append("storage: \(storage.path) (max \(Self.formatBytes(storage.maxSize)), blobs up to \(Self.formatBytes(storage.maxBlobSize)))")
-        lines.append("tags: ttl \(ConfigValues.format(tags.ttl)), serve_stale \(tags.serveStale)")
+        lines.append("tags: refresh_after \(ConfigValues.format(tags.refreshAfter)) (then revalidated in the background), ttl \(ConfigValues.format(tags.ttl)), serve_stale \(tags.serveStale)")
         lines.append("default registry: \(defaultRegistry)")
         lines.append("admin: \(adminListen.map { "\($0) (/healthz, /readyz, /metrics)" } ?? "on listen")")
         lines.append("log: \(log.format.rawValue), level \(log.level)")

@@ -419,7 +419,7 @@ struct ConfigLoaderTests {
         #expect(plan.contains("listen: 0.0.0.0:5000"))
         #expect(plan.contains("storage: ./data (max 50GiB, blobs up to 16GiB)"))
         #expect(plan.contains("shutdown: /readyz fails at once, connections accepted for 5s"))
-        #expect(plan.contains("tags: ttl 10m, serve_stale true"))
+        #expect(plan.contains("tags: refresh_after 1m (then revalidated in the background), ttl 10m, serve_stale true"))
         #expect(plan.contains("default registry: docker.io"))
         #expect(plan.contains("registry docker.io:"))
         #expect(plan.contains("  1. gcr-mirror https://mirror.gcr.io"))
