@@ -69,7 +69,10 @@ struct StatusTable {
             [Cell("hit ratio"), Cell("\(hits)  (manifests \(cache.manifestHits) hits, \(cache.manifestMisses) misses; blobs \(cache.blobHits) hits, \(cache.blobMisses) misses)")],
             [Cell("writable"), cache.writable ? Cell("yes", .green) : Cell("no: \(cache.unwritableReason ?? "unknown reason") (blobs pass through uncached)", .red)],
             [Cell("in flight"), Cell("\(status.singleFlight.blobFetches) blob fetches, \(status.singleFlight.blobWaiters) clients following them")],
-        ], indent: 2)
+        ] + (status.tagRevalidations.map { r in
+            [[Cell("revalidating"), Cell("\(r.inFlight) tags now; \(r.succeeded) confirmed (\(r.moved) moved), \(r.failed) failed"
+                + (r.lastFailure.map { "; last failure \($0.tag): \($0.error)" } ?? ""), r.failed > 0 ? .yellow : nil)]]
+        } ?? []), indent: 2)
 
         out.append("")
         out.append(terminal.paint("recent failovers", .bold) + (status.recentFailovers.isEmpty ? " none" : " (newest first)"))

@@ -220,7 +220,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         log.upstream = manifest.source
         log.skipped = manifest.skipped
         log.digest = manifest.digest.description
-        log.cache = manifest.staleWarning != nil ? .stale : manifest.fetched ? .miss : .hit
+        log.cache = manifest.staleWarning != nil ? .stale : manifest.fetched ? .miss : manifest.revalidation.cacheResult
         var headers = headers
         let etag = "\"\(manifest.digest)\""
         headers[.contentType] = manifest.mediaType

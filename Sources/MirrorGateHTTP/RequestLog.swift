@@ -60,7 +60,7 @@ struct RequestLog: Sendable {
         guard (200..<400).contains(status), let kind else { return }
         if let cache {
             activity?.record(kind: kind, result: cache)
-            GatewayMetrics.servedBytes(kind: kind, fromCache: cache == .hit || cache == .stale, bytes: bytes)
+            GatewayMetrics.servedBytes(kind: kind, fromCache: cache != .miss && cache != .passThrough, bytes: bytes)
         }
         if let skipped, let activity {
             activity.recordFailover(GatewayActivity.Failover(

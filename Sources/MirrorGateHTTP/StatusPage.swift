@@ -70,6 +70,14 @@ public enum StatusPage {
         html += "<tr><th>Hit ratio</th><td>\(esc(ratio)) · manifests \(c.manifestHits) hits / \(c.manifestMisses) misses · blobs \(c.blobHits) hits / \(c.blobMisses) misses</td></tr>\n"
         html += "<tr><th>Storage</th><td>\(c.writable ? "<span class=\"ok\">writable</span>" : "<span class=\"bad\">cache storage not writable</span> (\(esc(c.unwritableReason ?? "unknown reason"))): blobs pass through, verified, uncached")</td></tr>\n"
         html += "<tr><th>Fetching now</th><td>\(status.singleFlight.blobFetches) blobs, \(status.singleFlight.blobWaiters) clients following them</td></tr>\n"
+        if let r = status.tagRevalidations {
+            html += "<tr><th>Tags revalidating</th><td>\(r.inFlight) in the background now · \(r.succeeded) confirmed (\(r.moved) moved) · "
+            html += r.failed == 0 ? "0 failed" : "<span class=\"bad\">\(r.failed) failed</span>"
+            if let last = r.lastFailure {
+                html += " · last: \(esc(last.tag)) at \(esc(ISO8601DateFormatter().string(from: last.at))): \(esc(last.error)) (served from the cache)"
+            }
+            html += "</td></tr>\n"
+        }
         html += "</tbody></table>\n"
         return html
     }

@@ -35,6 +35,11 @@ protocol FlightCoordinator: Sendable {
         reread: @escaping @Sendable () async -> Value?
     ) async throws(RegistryError) -> Value
 
+    /// Runs `work` within the gateway's lifetime with nobody waiting for it (a background tag
+    /// revalidation). False, and `work` not run, once the gateway is stopping.
+    @discardableResult
+    func background(_ work: @escaping @Sendable () async -> Void) -> Bool
+
     /// The blob fetch running for `key`, or a new one from `start` (true: started now; the
     /// caller submits it). Blob flights live as long as their fetch, until ``endBlobFlight(_:)``.
     func blobFlight(_ key: FlightKey, start: () -> BlobFetcher.Flight) -> (flight: BlobFetcher.Flight, started: Bool)

@@ -88,6 +88,12 @@ final class LocalFlights: FlightCoordinator, Service {
         }
     }
 
+    @discardableResult
+    func background(_ work: @escaping @Sendable () async -> Void) -> Bool {
+        if case .enqueued = submit.yield(work) { return true }
+        return false
+    }
+
     func blobFlight(_ key: FlightKey, start: () -> BlobFetcher.Flight) -> (flight: BlobFetcher.Flight, started: Bool) {
         blobs.withLock { map in
             if let running = map[key] { return (running, false) }

@@ -100,6 +100,10 @@ public enum ContentKind: String, Sendable, Codable {
 public enum CacheResult: String, Sendable, Codable {
     /// From the cache, no upstream asked.
     case hit
+    /// A tag answer from the cache at once, revalidated in the background meanwhile.
+    case hitRevalidating = "hit_revalidating"
+    /// A tag answer the request waited for an upstream to confirm (its digest was cached).
+    case revalidated
     /// Fetched from an upstream (or joined a fetch in progress).
     case miss
     /// A tag no upstream could confirm, served from the cache.

@@ -46,22 +46,52 @@ public struct GatewayStatus: Codable, Sendable {
         }
     }
 
+    /// Tags served from the cache while an upstream is asked in the background
+    /// (`tags.refresh_after`).
+    public struct Revalidations: Codable, Sendable {
+        public struct Failure: Codable, Sendable {
+            /// `registry/repository:tag`.
+            public var tag: String
+            public var error: String
+            public var at: Date
+        }
+        /// Running now.
+        public var inFlight: Int
+        /// Ended with an upstream's answer since start (`moved` of them found a new digest).
+        public var succeeded: Int
+        public var moved: Int
+        /// Ended with no upstream able to confirm the tag: the cached answer stayed.
+        public var failed: Int
+        public var lastFailure: Failure?
+
+        public init(inFlight: Int = 0, succeeded: Int = 0, moved: Int = 0, failed: Int = 0, lastFailure: Failure? = nil) {
+            self.inFlight = inFlight
+            self.succeeded = succeeded
+            self.moved = moved
+            self.failed = failed
+            self.lastFailure = lastFailure
+        }
+    }
+
     /// When the report was made.
     public var generatedAt: Date
     public var startedAt: Date
     public var registries: [UpstreamStatusReport.Registry]
     public var cache: Cache
     public var singleFlight: SingleFlight
+    /// Background tag revalidations; absent from a report made by an older gateway.
+    public var tagRevalidations: Revalidations?
     /// Newest first.
     public var recentFailovers: [GatewayActivity.Failover]
 
     public init(generatedAt: Date, startedAt: Date, registries: [UpstreamStatusReport.Registry], cache: Cache,
-                singleFlight: SingleFlight, recentFailovers: [GatewayActivity.Failover]) {
+                singleFlight: SingleFlight, tagRevalidations: Revalidations? = nil, recentFailovers: [GatewayActivity.Failover]) {
         self.generatedAt = generatedAt
         self.startedAt = startedAt
         self.registries = registries
         self.cache = cache
         self.singleFlight = singleFlight
+        self.tagRevalidations = tagRevalidations
         self.recentFailovers = recentFailovers
     }
 

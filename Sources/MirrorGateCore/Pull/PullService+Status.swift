@@ -12,7 +12,8 @@ extension PullService {
             objects: usage.objects,
             writable: unwritable == nil,
             unwritableReason: unwritable,
-            manifestHits: activity.count(.manifest, .hit) + activity.count(.manifest, .stale),
+            manifestHits: activity.count(.manifest, .hit) + activity.count(.manifest, .stale)
+                + activity.count(.manifest, .hitRevalidating) + activity.count(.manifest, .revalidated),
             manifestMisses: activity.count(.manifest, .miss),
             blobHits: activity.count(.blob, .hit),
             blobMisses: activity.count(.blob, .miss) + activity.count(.blob, .passThrough))
@@ -22,6 +23,7 @@ extension PullService {
             registries: await pool.statusReport().registries,
             cache: cache,
             singleFlight: .init(blobFetches: flights.fetches, blobWaiters: flights.waiters),
+            tagRevalidations: revalidations.report,
             recentFailovers: activity.recentFailovers)
     }
 }

@@ -42,7 +42,7 @@ extension PullService {
             }
             resolved.source = upstream.name
             resolved.skipped = [walk.note, resolved.skipped].compactMap { $0 }.joined(separator: "; ").nonEmpty
-            try? await metadata.saveTag(TagRecord(
+            await saveTag(TagRecord(
                 registry: registry, repository: name.value, tag: tag, digest: resolved.digest,
                 mediaType: resolved.mediaType, checkedAt: Date(), upstream: upstream.name))
             return resolved

@@ -24,6 +24,27 @@ public final class PullService: Sendable {
         /// Whether the manifest body was fetched from upstream for this request (a cache miss);
         /// false when it came from the cache, even if the tag was revalidated with a HEAD.
         public var fetched = false
+        /// How a tag answer from the cache was revalidated.
+        public var revalidation: Revalidation = .none
+    }
+
+    /// How a tag answer served from the cache relates to its revalidation.
+    public enum Revalidation: Sendable {
+        /// Younger than `tags.refresh_after`: no upstream asked (or not a tag request).
+        case none
+        /// Served at once; a revalidation runs in the background.
+        case background
+        /// The request waited for an upstream to confirm the tag.
+        case waited
+
+        /// What the request log and metrics call it.
+        public var cacheResult: CacheResult {
+            switch self {
+            case .none: .hit
+            case .background: .hitRevalidating
+            case .waited: .revalidated
+            }
+        }
     }
 
     /// Where a blob's bytes come from.
@@ -68,6 +89,10 @@ public final class PullService: Sendable {
     /// Concurrent requests for one uncached manifest share one upstream GET (one spend), and
     /// concurrent requests for one tag whose answer is stale share one HEAD.
     let flights: any FlightCoordinator
+    /// Hot tag answers and manifest bodies in memory, in front of the metadata store.
+    let hot = HotManifests()
+    /// Background tag revalidations: in flight, and when each tag was last tried.
+    let revalidations = Revalidations()
 
     init(config: GatewayConfig, blobs: any BlobStore, metadata: any MetadataStore, fetcher: BlobFetcher, janitor: CacheJanitor?, logger: Logger) {
         self.config = config
@@ -110,30 +135,107 @@ public final class PullService: Sendable {
     }
 
     private func manifestByTag(registry: String, name: RepositoryName, tag: String) async throws(RegistryError) -> Manifest {
-        let record = try? await metadata.tag(registry: registry, repository: name.value, tag: tag)
+        let key = HotManifests.TagKey(registry: registry, repository: name.value, tag: tag)
+        var record = hot.tag(key)
+        if record == nil, let stored = try? await metadata.tag(registry: registry, repository: name.value, tag: tag) {
+            hot.remember(stored)
+            record = stored
+        }
         // A tag record is the upstream's word that this repository holds its digest: within
         // the TTL it is trusted even if the manifest itself was evicted (fetched again by
-        // digest, with no tag HEAD).
-        if let record, Date().timeIntervalSince(record.checkedAt) < config.tags.ttl.seconds {
-            if var cached = await cachedManifest(record.digest) {
-                cached.source = "cache"
+        // digest, with no tag HEAD). Past refresh_after it is still served at once, and
+        // revalidated in the background (stale-while-revalidate).
+        if let record {
+            let age = Date().timeIntervalSince(record.checkedAt)
+            if age < config.tags.ttl.seconds {
+                var cached: Manifest
+                if let hit = await cachedManifest(record.digest) {
+                    cached = hit
+                    cached.source = "cache"
+                } else {
+                    cached = try await manifestByDigest(registry: registry, name: name, digest: record.digest)
+                }
+                if age >= config.tags.refreshAfter.seconds {
+                    cached.revalidation = .background
+                    revalidateInBackground(registry: registry, name: name, tag: tag, record: record)
+                }
                 return cached
             }
-            return try await manifestByDigest(registry: registry, name: name, digest: record.digest)
         }
-        return try await flights.run(.tag(registry: registry, repository: name.value, tag: tag)) { [self] () throws(RegistryError) -> Manifest in
+        var answer = try await tagFlight(registry: registry, name: name, tag: tag, record: record)
+        if record != nil, !answer.fetched, answer.staleWarning == nil { answer.revalidation = .waited }
+        return answer
+    }
+
+    /// One revalidation of a tag for everyone asking meanwhile, in this process or (with a
+    /// shared coordinator) in another replica.
+    private func tagFlight(registry: String, name: RepositoryName, tag: String, record: TagRecord?) async throws(RegistryError) -> Manifest {
+        try await flights.run(.tag(registry: registry, repository: name.value, tag: tag)) { [self] () throws(RegistryError) -> Manifest in
             try await resolveTag(registry: registry, name: name, tag: tag, record: record)
         } reread: { [self] in
             // Another replica revalidated the tag meanwhile: its answer is in the shared index.
             guard let fresh = try? await metadata.tag(registry: registry, repository: name.value, tag: tag),
                   Date().timeIntervalSince(fresh.checkedAt) < config.tags.ttl.seconds
             else { return nil }
+            hot.remember(fresh)
             return await cachedManifest(fresh.digest)
         }
     }
 
+    /// Starts one revalidation of a tag that is past refresh_after, unless one is running or
+    /// was tried within refresh_after (a failed one does not retry on every request). It is
+    /// the same flight a waiting request would start (requests past the TTL join it), through
+    /// the usual upstream walk; a moved digest is fetched in the background too, so the next
+    /// request gets it. A failure leaves the cached answer in place.
+    private func revalidateInBackground(registry: String, name: RepositoryName, tag: String, record: TagRecord) {
+        let key = FlightKey.tag(registry: registry, repository: name.value, tag: tag)
+        guard revalidations.begin(key, every: config.tags.refreshAfter.seconds) else { return }
+        let started = flights.background { [self] in
+            // Another replica sharing the index may have revalidated it meanwhile.
+            if let shared = try? await metadata.tag(registry: registry, repository: name.value, tag: tag),
+               shared.checkedAt > record.checkedAt, Date().timeIntervalSince(shared.checkedAt) < config.tags.refreshAfter.seconds {
+                hot.remember(shared)
+                revalidations.end(key, moved: shared.digest != record.digest, failure: nil)
+                return
+            }
+            let failure: String?
+            var moved = false
+            do throws(RegistryError) {
+                let fresh = try await tagFlight(registry: registry, name: name, tag: tag, record: record)
+                // Served stale: no upstream could confirm the tag.
+                failure = fresh.staleWarning == nil ? nil : (fresh.skipped ?? "no upstream could confirm the tag")
+                moved = failure == nil && fresh.digest != record.digest
+                if moved {
+                    logger.info("tag moved: revalidated in the background", metadata: [
+                        "registry": "\(registry)", "repository": "\(name)", "tag": "\(tag)",
+                        "was": "\(record.digest)", "now": "\(fresh.digest)",
+                    ])
+                }
+            } catch {
+                failure = error.message
+            }
+            if let failure {
+                logger.notice("background tag revalidation failed; the cached answer stays", metadata: [
+                    "registry": "\(registry)", "repository": "\(name)", "tag": "\(tag)", "error": "\(failure)",
+                ])
+            }
+            revalidations.end(key, moved: moved, failure: failure)
+        }
+        if !started { revalidations.end(key, failure: "the gateway is stopping") }
+    }
+
+    /// Records a tag's upstream answer: in the shared index and in the hot copy.
+    func saveTag(_ record: TagRecord) async {
+        hot.remember(record)
+        try? await metadata.saveTag(record)
+    }
+
     /// The stored manifest `digest`, whoever it was fetched for (callers check the link).
     func cachedManifest(_ digest: Digest) async -> Manifest? {
+        if let body = hot.body(digest) {
+            janitor?.recordAccess(digest)
+            return Manifest(digest: digest, mediaType: body.mediaType, bytes: body.bytes, staleWarning: nil, source: "cache")
+        }
         // Only served manifest types: a record from an older version that stored whatever
         // Content-Type an upstream sent (text/html) is not served.
         guard let record = try? await metadata.object(digest), let mediaType = record.mediaType,
@@ -141,6 +243,7 @@ public final class PullService: Sendable {
               let bytes = try? await blobs.read(digest, limit: Self.manifestLimit)
         else { return nil }
         janitor?.recordAccess(digest)
+        hot.remember(.init(mediaType: mediaType, bytes: bytes), for: digest)
         return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: "cache")
     }
 
