@@ -7,10 +7,11 @@
         of every repository, a second image the tag is moved to half-way through a run.
         Writes what it pushed to the JSON file STATE.
 
-    tag-heavy.py run UPSTREAM STATE TARGET ROUNDS
+    tag-heavy.py run UPSTREAM STATE TARGET ROUNDS [GAP]
         Puts every tag back on its first image (PUT of the manifest, on UPSTREAM), then pulls
-        every tag's manifest ROUNDS times from TARGET (the system under test), moving the
-        moved tags upstream after half the rounds. A pull is either a GET by tag (skopeo,
+        every tag's manifest ROUNDS times from TARGET (the system under test), a round every
+        GAP seconds (default 0: back to back), moving the moved tags upstream at the start
+        of round ROUNDS/2. A pull is either a GET by tag (skopeo,
         docker) or a HEAD by tag and a GET by digest (containerd), alternating. Prints JSON:
         {"pulls", "requests", "stale", "errors"}; stale = answers naming a digest the tag no
         longer has upstream.
@@ -18,7 +19,7 @@
 Manifest GETs and HEADs that reach the upstream are counted by the caller from the
 upstream registry's access log (this script only PUTs there).
 """
-import hashlib, http.client, json, os, sys, urllib.parse
+import hashlib, http.client, json, os, sys, time, urllib.parse
 
 ACCEPT = ", ".join([
     "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
@@ -91,7 +92,7 @@ def push(upstream, state_file, repos, tags):
     print(f"pushed {len(state)} tags in {repos} repositories")
 
 
-def run(upstream, state_file, target, rounds):
+def run(upstream, state_file, target, rounds, gap=0.0):
     state = json.load(open(state_file))
     up = Client(upstream)
     current = {}
@@ -99,7 +100,13 @@ def run(upstream, state_file, target, rounds):
         current[(e["repo"], e["tag"])] = put_manifest(up, e["repo"], e["tag"], e["first"])
     c = Client(target)
     pulls = requests = stale = errors = 0
+    start = time.monotonic()
     for rnd in range(rounds):
+        # Rounds start on a fixed schedule (like pods starting through the day), whatever
+        # each took.
+        wait = start + rnd * gap - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         if rnd == rounds // 2:
             for e in state:
                 if "moved" in e:
@@ -124,7 +131,8 @@ def run(upstream, state_file, target, rounds):
                 errors += 1
             elif got != current[(repo, tag)]:
                 stale += 1
-    print(json.dumps({"pulls": pulls, "requests": requests, "stale": stale, "errors": errors}))
+    print(json.dumps({"pulls": pulls, "requests": requests, "stale": stale, "errors": errors,
+                      "seconds": round(time.monotonic() - start, 1)}))
 
 
 if __name__ == "__main__":
@@ -132,6 +140,6 @@ if __name__ == "__main__":
     if cmd == "push":
         push(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "run":
-        run(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        run(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6]) if len(sys.argv) > 6 else 0.0)
     else:
         sys.exit(__doc__)

@@ -17,7 +17,7 @@ struct BenchmarkSmokeTests {
         3: ["mirrorgate", "distribution"],
         4: ["mirrorgate", "distribution"],
         5: ["mirrorgate", "distribution", "nginx"],
-        6: ["mirrorgate", "mirrorgate-ttl0", "distribution"],
+        6: ["mirrorgate", "mirrorgate-norefresh", "mirrorgate-ttl0", "distribution"],
     ]
 
     @Test func smokeRunReportsEveryWorkloadForEverySystem() async throws {

@@ -71,6 +71,8 @@ public struct GatewayConfig: Sendable, Hashable {
     public var drainTimeout: String?
     /// `tags.ttl`.
     public var tagTTL: String
+    /// `tags.refresh_after` (left out when nil: the gateway's default, at most the TTL).
+    public var refreshAfter: String?
     /// `tags.serve_stale`.
     public var serveStale: Bool
     /// `default_registry`.
@@ -141,6 +143,7 @@ public struct GatewayConfig: Sendable, Hashable {
         ] + (maxBlobSize.map { ["  max_blob_size: \($0)"] } ?? []) + [
             "tags:",
             "  ttl: \(tagTTL)",
+        ] + (refreshAfter.map { ["  refresh_after: \($0)"] } ?? []) + [
             "  serve_stale: \(serveStale)",
             "default_registry: \(Self.quoted(defaultRegistry))",
             "health:",
