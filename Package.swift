@@ -101,6 +101,7 @@ let package = Package(
                 "RegistryModel",
                 "MirrorGateConfig",
                 "MirrorGateStorage",
+                "MirrorGateS3",
                 "MirrorGateUpstream",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
