@@ -71,6 +71,22 @@ struct S3BackendTests {
                     #expect(range.status == 206)
                     #expect(range.header("Content-Range") == "bytes 16777210-16777229/\(layer.size)")
                     #expect(range.body == fixture.bytes(of: layer.digest)?.subdata(in: 16_777_210..<16_777_230))
+
+                    // mirrorgate gc beside it: the paged reconciliation finds rows and objects
+                    // agreeing, and eviction under a 1 MiB cap deletes the large layers from
+                    // the bucket.
+                    await gateway.stop()
+                    let small = gateway.directory.appending("small.yaml")
+                    try gateway.config.render().replacingOccurrences(of: "max_size: 1GiB", with: "max_size: 1MiB")
+                        .write(to: small, atomically: true, encoding: .utf8)
+                    let gc = try await MirrorGateCLI.run(["gc", "--config", small.path])
+                    #expect(gc.succeeded, "\(MirrorGateCLI.output(gc))")
+                    #expect(gc.stdoutText.hasPrefix("freed "), "\(MirrorGateCLI.output(gc))")
+                    let left = try await moto.objects()
+                    let large = fixture.layers.filter { $0.size > 1 << 20 }.map(\.digest)
+                    #expect(!large.isEmpty)
+                    #expect(Self.keys(large, prefix: "mg-").isDisjoint(with: left.keys), "\(left.keys.sorted())")
+                    #expect(left.values.reduce(0, +) <= 1 << 20)
                 }
             }
         }
