@@ -62,12 +62,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /// A small S3 client: SigV4 signing, object GET/HEAD/PUT/DELETE, list, multipart upload and
-        /// presigned GET URLs over AsyncHTTPClient. Hand-written because no Swift S3 library (Soto,
-        /// the AWS SDK) is available to this project.
+        /// S3 as blob storage: a small client (SigV4 signing, object GET/HEAD/PUT/DELETE, list,
+        /// multipart upload and presigned GET URLs over AsyncHTTPClient) and the `BlobStore` on it.
+        /// Hand-written because no Swift S3 library (Soto, the AWS SDK) is available to this project.
         .target(
             name: "MirrorGateS3",
             dependencies: [
+                "RegistryModel",
+                "MirrorGateStorage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -99,6 +101,7 @@ let package = Package(
                 "RegistryModel",
                 "MirrorGateConfig",
                 "MirrorGateStorage",
+                "MirrorGateS3",
                 "MirrorGateUpstream",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -22,11 +22,23 @@ struct GCCommand: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-        let cache = try await GatewayComponents.openCache(config, logger: logger)
-        let janitor = cache.janitor
-        let before = try await cache.metadata.totalSize()
-        let target = before > config.storage.maxSize ? config.storage.maxSize / 10 * 9 : before
-        let pass = try await janitor.evict(downTo: target)
+        let cache: GatewayComponents.Cache
+        do {
+            cache = try await GatewayComponents.openCache(config, logger: logger, reconcileNow: true)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        let pass: CacheJanitor.Pass
+        do {
+            let before = try await cache.metadata.totalSize()
+            let target = before > config.storage.maxSize ? config.storage.maxSize / 10 * 9 : before
+            pass = try await cache.janitor.evict(downTo: target)
+            try await cache.shutdown()
+        } catch {
+            try? await cache.shutdown()
+            throw error
+        }
         print("freed \(pass.freedBytes) bytes in \(pass.freedObjects) objects; cache now \(pass.sizeAfter) of \(config.storage.maxSize) bytes (\(config.storage.path))")
     }
 }

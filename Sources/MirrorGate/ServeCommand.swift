@@ -70,7 +70,15 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
 
-        let components = try await GatewayComponents.make(config, logger: logger)
+        let components: GatewayComponents
+        do {
+            components = try await GatewayComponents.make(config, logger: logger)
+        } catch {
+            // An unusable cache (a directory that cannot be created, a bucket that does not
+            // answer or refuses the credentials) stops start-up, saying what failed.
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
         let service = components.service
         let readiness = Readiness()
         let responder = RegistryResponder<GatewayRequestContext>(

@@ -60,19 +60,7 @@ public struct ConfigLoader: Sendable {
 
         let listen = try top["listen"].map { n throws(ConfigError) in try Self.listenAddress(n) } ?? ListenAddress(host: "0.0.0.0", port: 5000)
 
-        var storage = StorageConfig(path: "./data", maxSize: 50 << 30)
-        if let node = top["storage"] {
-            let s = try node.mapping(allowed: ["path", "max_size", "max_blob_size"])
-            if let p = s["path"] { storage.path = try p.nonEmptyString() }
-            if let m = s["max_size"] {
-                storage.maxSize = try m.byteSize()
-                guard storage.maxSize >= 1 << 20 else { throw m.invalid("must be at least 1MiB") }
-            }
-            if let b = s["max_blob_size"] {
-                storage.maxBlobSize = try b.byteSize()
-                guard storage.maxBlobSize >= 1 << 20 else { throw b.invalid("must be at least 1MiB") }
-            }
-        }
+        let storage = try storage(top["storage"])
 
         var tags = TagConfig(ttl: .seconds(600), serveStale: true)
         if let node = top["tags"] {

@@ -66,21 +66,38 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
 /// `storage:`: where the cache lives and how large it may grow.
 public struct StorageConfig: Sendable, Equatable {
-    /// Cache root directory.
+    /// Where blobs are kept (`storage.backend`).
+    public enum Backend: String, Sendable, Equatable, CaseIterable {
+        /// Files under `path` (also a ReadWriteMany volume shared by replicas).
+        case filesystem
+        /// Objects in an S3-compatible bucket (`storage.s3`); `path` holds the spools and metadata.
+        case s3
+    }
+
+    /// Filesystem: the cache root. S3: the local directory of in-flight fetches (and the
+    /// SQLite metadata).
     public var path: String
     /// Upper bound of the cache in bytes.
     public var maxSize: UInt64
     /// The largest blob fetched: an upstream announcing more, or sending more, fails for it.
     public var maxBlobSize: UInt64
+    public var backend: Backend
+    /// Set exactly when `backend` is `.s3`.
+    public var s3: S3StorageConfig?
 
     /// 16 GiB: above the largest layers seen in practice (GPU base images have multi-GiB
     /// layers), far below what a hostile `Content-Length` can claim.
     public static let defaultMaxBlobSize: UInt64 = 16 << 30
 
-    public init(path: String, maxSize: UInt64, maxBlobSize: UInt64 = StorageConfig.defaultMaxBlobSize) {
+    public init(
+        path: String, maxSize: UInt64, maxBlobSize: UInt64 = StorageConfig.defaultMaxBlobSize, backend: Backend = .filesystem,
+        s3: S3StorageConfig? = nil
+    ) {
         self.path = path
         self.maxSize = maxSize
         self.maxBlobSize = maxBlobSize
+        self.backend = backend
+        self.s3 = s3
     }
 }
 

@@ -3,7 +3,16 @@ extension GatewayConfig {
     public var routingPlan: String {
         var lines: [String] = []
         lines.append("listen: \(listen)")
-        lines.append("storage: \(storage.path) (max \(Self.formatBytes(storage.maxSize)), blobs up to \(Self.formatBytes(storage.maxBlobSize)))")
+        let sizes = "max \(Self.formatBytes(storage.maxSize)), blobs up to \(Self.formatBytes(storage.maxBlobSize))"
+        if let s3 = storage.s3 {
+            // The access key ID names the key for whoever reads a 403; the secret is never shown.
+            lines.append("storage: s3 bucket \(s3.bucket) at \(s3.endpoint) (\(sizes))")
+            lines.append("  region \(s3.region), prefix \"\(s3.prefix)\", \(s3.pathStyle ? "path-style" : "virtual-host style") URLs, access key \(s3.accessKeyID)")
+            lines.append("  cached blob GETs: " + (s3.redirect ? "307 to a presigned URL of the object" : "streamed by the gateway"))
+            lines.append("  in-flight fetches and metadata: \(storage.path)")
+        } else {
+            lines.append("storage: \(storage.path) (\(sizes))")
+        }
         lines.append("tags: refresh_after \(ConfigValues.format(tags.refreshAfter)) (then revalidated in the background), ttl \(ConfigValues.format(tags.ttl)), serve_stale \(tags.serveStale)")
         lines.append("default registry: \(defaultRegistry)")
         lines.append("admin: \(adminListen.map { "\($0) (/healthz, /readyz, /metrics)" } ?? "on listen")")

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MirrorGateConfig
+import MirrorGateS3
 import MirrorGateStorage
 import MirrorGateUpstream
 import ServiceLifecycle
@@ -20,6 +21,7 @@ public struct GatewayComponents: Sendable {
     /// The pull logic the HTTP front serves.
     public let service: PullService
     private let client: UpstreamClient
+    private let cache: Cache
 
     /// The cache: blob store and metadata, reconciled after a crash (files and rows may
     /// disagree after `kill -9`), with the janitor that keeps it within `storage.max_size`.
@@ -27,15 +29,55 @@ public struct GatewayComponents: Sendable {
         public let blobs: any BlobStore
         public let metadata: any MetadataStore
         public let janitor: CacheJanitor
+        /// The bucket's client in S3 mode, closed by ``shutdown()``.
+        let s3: S3Client?
+
+        /// Closes the store's connections (the S3 client's pool).
+        public func shutdown() async throws {
+            try await s3?.shutdown()
+        }
     }
 
     /// Opens the cache alone (`mirrorgate gc` uses it next to a running gateway).
-    public static func openCache(_ config: GatewayConfig, logger: Logger) async throws -> Cache {
-        let blobs = try FileBlobStore(root: config.storage.path, logger: logger)
-        let metadata = try SQLiteMetadataStore(path: blobs.root + "/metadata.sqlite")
-        let janitor = CacheJanitor(blobs: blobs, metadata: metadata, maxSize: config.storage.maxSize, logger: logger)
-        try await janitor.reconcile()
-        return Cache(blobs: blobs, metadata: metadata, janitor: janitor)
+    ///
+    /// Metadata is SQLite inside `storage.path` for either backend. Reconciliation differs:
+    /// a file system is listed and reconciled here, before anything is served; a bucket is
+    /// reconciled page by page by the janitor once it runs (``CacheJanitor/reconcileInPages()``
+    /// says why), unless `reconcileNow` (`mirrorgate gc`), which runs that pass here.
+    ///
+    /// - Throws: in S3 mode, ``S3BlobStore/StartupError`` naming what failed when the endpoint
+    ///   does not answer, the bucket does not exist or the credentials are refused.
+    public static func openCache(_ config: GatewayConfig, logger: Logger, reconcileNow: Bool = false) async throws -> Cache {
+        switch config.storage.backend {
+        case .filesystem:
+            let blobs = try FileBlobStore(root: config.storage.path, logger: logger)
+            let metadata = try SQLiteMetadataStore(path: blobs.root + "/metadata.sqlite")
+            let janitor = CacheJanitor(blobs: blobs, metadata: metadata, maxSize: config.storage.maxSize, logger: logger)
+            try await janitor.reconcile()
+            return Cache(blobs: blobs, metadata: metadata, janitor: janitor, s3: nil)
+        case .s3:
+            guard let s3 = config.storage.s3 else { throw S3BlobStore.StartupError(description: "storage.s3: required when storage.backend is s3") }
+            let root = URL(fileURLWithPath: config.storage.path).standardizedFileURL.path
+            let blobs = try await S3BlobStore.open(
+                configuration: S3Configuration(
+                    endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: s3.prefix,
+                    addressing: s3.pathStyle ? .pathStyle : .virtualHost, accessKeyID: s3.accessKeyID,
+                    secretAccessKey: s3.secretAccessKey.value),
+                spoolDirectory: root + "/tmp", redirects: s3.redirect, logger: logger)
+            do {
+                let metadata = try SQLiteMetadataStore(path: root + "/metadata.sqlite")
+                let janitor = CacheJanitor(
+                    blobs: blobs, metadata: metadata, maxSize: config.storage.maxSize, reconcileInBackground: !reconcileNow, logger: logger)
+                if reconcileNow { try await janitor.reconcileInPages() }
+                logger.info("blobs are stored in S3", metadata: [
+                    "bucket": "\(s3.bucket)", "endpoint": "\(s3.endpoint)", "prefix": "\(s3.prefix)", "redirect": "\(s3.redirect)",
+                ])
+                return Cache(blobs: blobs, metadata: metadata, janitor: janitor, s3: blobs.client)
+            } catch {
+                try? await blobs.client.shutdown()
+                throw error
+            }
+        }
     }
 
     /// Builds every part from `config`.
@@ -57,15 +99,17 @@ public struct GatewayComponents: Sendable {
         let service = PullService(config: config, blobs: cache.blobs, metadata: cache.metadata, fetcher: fetcher, janitor: cache.janitor, logger: logger)
         return GatewayComponents(
             config: config, blobs: cache.blobs, metadata: cache.metadata, janitor: cache.janitor, pool: pool, fetcher: fetcher,
-            prober: prober, flights: flights, service: service, client: client)
+            prober: prober, flights: flights, service: service, client: client, cache: cache)
     }
 
     /// The long-running parts, in start order (they stop in reverse): the janitor outlives
     /// the fetcher, which outlives the requests that follow its fetches.
     public var services: [any Service] { [janitor, fetcher, flights, prober] }
 
-    /// Closes what outlives the service group (the upstream client's connection pools).
+    /// Closes what outlives the service group (the upstream client's and the bucket's
+    /// connection pools).
     public func shutdown() async throws {
         try await client.shutdown()
+        try await cache.shutdown()
     }
 }

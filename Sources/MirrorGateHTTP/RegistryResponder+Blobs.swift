@@ -26,6 +26,26 @@ extension RegistryResponder {
         case .cached(let cached):
             log.upstream = "cache"
             log.cache = .hit
+            // Only a GET of the whole blob goes to the store (`storage.s3.redirect`): a HEAD
+            // needs no bytes, and a Range request is mostly a client resuming a download that
+            // broke, perhaps on its way to the store, so the gateway serves it itself.
+            //
+            // The read lease ends with this answer, so it cannot cover the client's download.
+            // The URL works for 10 minutes (S3BlobStore.defaultRedirectExpiry; S3 checks it when
+            // a download starts, not while it streams). If the janitor evicts the blob before the
+            // client's GET reaches the store, that GET gets a 404 and the client's retry comes
+            // back here, where the blob is fetched again. A blob just redirected was just read,
+            // so it is the last the LRU order evicts: only a cache that turns over within those
+            // minutes loses it.
+            if request.method == .get, range == nil, cached.size > 0, let location = await cached.redirectURL() {
+                log.upstream = "redirect"
+                headers[.contentType] = nil
+                headers[.acceptRanges] = nil
+                headers[.eTag] = nil
+                headers[.location] = location
+                headers[.contentLength] = "0"
+                return Response(status: .temporaryRedirect, headers: headers, body: .init())
+            }
             let (status, selected) = try Self.select(range: range, size: cached.size, headers: &headers)
             if request.method == .head || cached.size == 0 {
                 headers[.contentLength] = String(selected.map { $0.count } ?? 0)

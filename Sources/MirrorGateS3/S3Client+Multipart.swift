@@ -97,26 +97,39 @@ extension S3Client {
         return try S3MultipartUploadListing(xml: root, keyPrefix: configuration.prefix)
     }
 
-    /// Stores the first `size` bytes of a local file (the spool file of a verified blob) under
-    /// `key`: one PUT up to `partSize`, otherwise a multipart upload in parts of `partSize`
-    /// (raised if needed to stay within 10,000 parts), each part streamed from the file by
-    /// offset, so memory stays a few buffers whatever the size. Parts go one after another.
-    ///
-    /// `sha256` (hex of the whole file) signs and checksums the single PUT; multipart parts are
-    /// signed as in ``uploadPart(_:number:body:length:sha256:)``. A failed multipart upload is
-    /// aborted before the error is thrown. With `ifNoneMatch`, an existing key gives
-    /// ``S3PutOutcome/alreadyExists``.
+    /// Stores the first `size` bytes of a local file under `key`, as
+    /// ``upload(size:to:sha256:ifNoneMatch:contentType:partSize:reading:)`` does, each body
+    /// streamed from the file by offset (``S3FileRegion``).
     public func uploadFile(
         at path: String, size: Int64, to key: String, sha256: String? = nil, ifNoneMatch: Bool = false,
         contentType: String? = nil, partSize: Int64 = 16 * 1024 * 1024, threadPool: NIOThreadPool = .singleton
     ) async throws(S3Error) -> S3PutOutcome {
+        try await upload(size: size, to: key, sha256: sha256, ifNoneMatch: ifNoneMatch, contentType: contentType, partSize: partSize) {
+            S3FileRegion(path: path, offset: $0, length: $1, threadPool: threadPool)
+        }
+    }
+
+    /// Stores `size` bytes that `reading(offset, length)` streams on demand (the spool file of a
+    /// verified blob): one PUT up to `partSize`, otherwise a multipart upload in parts of
+    /// `partSize` (raised if needed to stay within 10,000 parts), each part's body asked for
+    /// when it is sent, so memory stays a few buffers whatever the size. Parts go one after
+    /// another.
+    ///
+    /// `sha256` (hex of the whole content) signs and checksums the single PUT; multipart parts are
+    /// signed as in ``uploadPart(_:number:body:length:sha256:)``. A failed multipart upload is
+    /// aborted before the error is thrown. With `ifNoneMatch`, an existing key gives
+    /// ``S3PutOutcome/alreadyExists``.
+    public func upload<Body: AsyncSequence & Sendable>(
+        size: Int64, to key: String, sha256: String? = nil, ifNoneMatch: Bool = false, contentType: String? = nil,
+        partSize: Int64 = 16 * 1024 * 1024, reading: (_ offset: Int64, _ length: Int64) -> Body
+    ) async throws(S3Error) -> S3PutOutcome where Body.Element == ByteBuffer {
         guard partSize >= S3MultipartUpload.minimumPartSize, partSize <= S3MultipartUpload.maximumPartSize else {
             throw S3Error(.invalidArgument, "upload \(key): partSize must be 5 MiB to 5 GiB")
         }
+        guard size >= 0 else { throw S3Error(.invalidArgument, "upload \(key): negative size") }
         if size <= partSize {
             return try await put(
-                key, body: S3FileRegion(path: path, length: size, threadPool: threadPool), length: size, sha256: sha256,
-                ifNoneMatch: ifNoneMatch, contentType: contentType)
+                key, body: reading(0, size), length: size, sha256: sha256, ifNoneMatch: ifNoneMatch, contentType: contentType)
         }
         let count = Int64(S3MultipartUpload.maximumPartCount)
         let part = max(partSize, (size + count - 1) / count)
@@ -129,8 +142,7 @@ extension S3Client {
             var offset: Int64 = 0
             while offset < size {
                 let length = min(part, size - offset)
-                let region = S3FileRegion(path: path, offset: offset, length: length, threadPool: threadPool)
-                parts.append(try await uploadPart(upload, number: parts.count + 1, body: region, length: length))
+                parts.append(try await uploadPart(upload, number: parts.count + 1, body: reading(offset, length), length: length))
                 offset += length
             }
             let outcome = try await completeMultipartUpload(upload, parts: parts, ifNoneMatch: ifNoneMatch)

@@ -30,11 +30,20 @@ public protocol BlobStore: Sendable {
     func probeWritable() async -> Bool
     /// Every stored blob with its size (start-up reconciliation).
     func allBlobs() async throws(StorageError) -> [Digest: UInt64]
+    /// Every stored blob with its size, one page at a time, for a store too large to list in
+    /// one go (a bucket's listing is paged: 1,000 keys per request). Returns when `body` has
+    /// seen the last page; an error from the listing or from `body` ends it.
+    func forEachBlobPage(_ body: ([Digest: UInt64]) async throws -> Void) async throws
     /// Re-hashes a stored blob; true when it matches its digest.
     func verify(_ digest: Digest) async throws(StorageError) -> Bool
 }
 
 extension BlobStore {
+    /// One page: the whole of ``allBlobs()`` (a local directory lists quickly).
+    public func forEachBlobPage(_ body: ([Digest: UInt64]) async throws -> Void) async throws {
+        try await body(try await allBlobs())
+    }
+
     /// Stores small content (a manifest) already in memory and verified by the caller.
     public func store(_ bytes: ByteBuffer, as digest: Digest, verifiedAs actual: Digest) async throws(StorageError) {
         let spool = try await makeSpool(for: digest)

@@ -22,7 +22,7 @@ import Darwin
 public struct FileBlobStore: BlobStore {
     public let root: String
     let blobsDirectory: String
-    let temporaryDirectory: String
+    let spools: SpoolDirectory
     let threadPool: NIOThreadPool
 
     /// Opens (and creates) the store. Leftover spools from an earlier run are removed.
@@ -30,23 +30,14 @@ public struct FileBlobStore: BlobStore {
         let absolute = URL(fileURLWithPath: root).standardizedFileURL.path
         self.root = absolute
         self.blobsDirectory = absolute + "/blobs"
-        self.temporaryDirectory = absolute + "/tmp"
         self.threadPool = threadPool
-        let fm = FileManager.default
-        for dir in [blobsDirectory, temporaryDirectory] {
-            do {
-                try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            } catch {
-                throw StorageError.system("create the cache directories", errno: errno == 0 ? EACCES : errno, path: dir)
-            }
+        do {
+            try FileManager.default.createDirectory(atPath: blobsDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw StorageError.system("create the cache directories", errno: errno == 0 ? EACCES : errno, path: blobsDirectory)
         }
-        let leftovers = (try? fm.contentsOfDirectory(atPath: temporaryDirectory)) ?? []
-        for name in leftovers {
-            try? fm.removeItem(atPath: temporaryDirectory + "/" + name)
-        }
-        if !leftovers.isEmpty {
-            logger.info("removed leftover temporary files", metadata: ["count": "\(leftovers.count)"])
-        }
+        // On the same file system as the blobs, so a commit is an atomic rename.
+        self.spools = try SpoolDirectory(path: absolute + "/tmp", threadPool: threadPool, logger: logger)
     }
 
     /// The file that holds `digest` (whether or not it exists).
@@ -124,9 +115,7 @@ public struct FileBlobStore: BlobStore {
     }
 
     public func makeSpool(for digest: Digest) async throws(StorageError) -> Spool {
-        let temp = "\(temporaryDirectory)/\(digest.algorithm.rawValue)-\(digest.hex.prefix(16))-\(UUID().uuidString)"
-        let pool = threadPool
-        return try await onPool("create spool") { () throws in try Spool(digest: digest, path: temp, threadPool: pool) }
+        try await spools.makeSpool(for: digest)
     }
 
     public func commit(_ spool: Spool, verifiedAs actual: Digest) async throws(StorageError) {
@@ -218,24 +207,11 @@ public struct FileBlobStore: BlobStore {
     }
 
     public func availableSpace() async -> UInt64? {
-        let path = temporaryDirectory
-        return try? await onPool("statvfs") { () throws -> UInt64? in
-            var vfs = statvfs()
-            guard statvfs(path, &vfs) == 0 else { return nil }
-            return UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize)
-        }
+        await spools.availableSpace()
     }
 
     public func probeWritable() async -> Bool {
-        let probe = temporaryDirectory + "/.write-probe"
-        return (try? await onPool("probe") { () throws -> Bool in
-            let fd = Syscalls.open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { return false }
-            defer { close(fd); unlink(probe) }
-            let bytes = [UInt8](repeating: 0, count: 64 << 10)
-            let written = bytes.withUnsafeBytes { Syscalls.write(fd, $0.baseAddress!, $0.count) }
-            return written == bytes.count && fsync(fd) == 0
-        }) ?? false
+        await spools.probeWritable()
     }
 
     public func remove(_ digest: Digest) async throws(StorageError) {

@@ -99,20 +99,40 @@ public final class Spool: Sendable {
         }
     }
 
-    /// Flushes the written bytes to stable storage and closes the writer (before a commit).
-    func finishWriting() async throws(StorageError) {
+    /// Closes the writer before a commit, first flushing the written bytes to stable storage
+    /// unless `durably` is false: a file system store renames the spool into the cache and
+    /// needs the bytes on disk; an object store uploads it and drops it, so the bucket holds
+    /// the durable copy and an fsync would only write to disk what is about to be deleted.
+    package func finishWriting(durably: Bool = true) async throws(StorageError) {
         guard takeWriter() else { return }
         let fd = writeDescriptor
         let spoolPath = path
         do {
             try await threadPool.runIfActive { () throws in
                 defer { close(fd) }
-                guard fsync(fd) == 0 else { throw StorageError.system("fsync spool", errno: errno, path: spoolPath) }
+                guard !durably || fsync(fd) == 0 else { throw StorageError.system("fsync spool", errno: errno, path: spoolPath) }
             }
         } catch let error as StorageError {
             throw error
         } catch {
             throw StorageError(.unavailable, operation: "fsync spool", cause: "\(error)")
+        }
+    }
+
+    /// Bytes written so far (the whole content once the fetch has finished writing).
+    package func length() async throws(StorageError) -> UInt64 {
+        let fd = readDescriptor
+        let spoolPath = path
+        do {
+            return try await threadPool.runIfActive { () throws -> UInt64 in
+                var st = stat()
+                guard fstat(fd, &st) == 0 else { throw StorageError.system("stat spool", errno: errno, path: spoolPath) }
+                return UInt64(st.st_size)
+            }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError(.unavailable, operation: "stat spool", cause: "\(error)")
         }
     }
 

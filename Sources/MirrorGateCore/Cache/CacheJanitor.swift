@@ -9,7 +9,9 @@ import Synchronization
 /// - records reads of cached objects and writes them to the metadata store in batches;
 /// - when the cache is over the cap, evicts least recently used objects down to about 90 %
 ///   (hysteresis), never one a response is reading;
-/// - reconciles files and metadata at start-up (after `kill -9` at any instant);
+/// - reconciles files and metadata at start-up (after `kill -9` at any instant): before
+///   serving for a file system (``reconcile()``), or page by page in the background for a
+///   bucket too large to list first (``reconcileInPages()``);
 /// - notices a full or unwritable disk, so blobs are served as a verified pass-through, and
 ///   probes until writing works again.
 public final class CacheJanitor: Service {
@@ -23,6 +25,8 @@ public final class CacheJanitor: Service {
     let metadata: any MetadataStore
     let maxSize: UInt64
     let interval: Duration
+    /// Whether ``run()`` reconciles the store page by page beside its rounds.
+    let reconcilesInBackground: Bool
     let logger: Logger
     private let accesses = Mutex<[Digest: Date]>([:])
     /// Reads in progress per object, and objects being evicted (which cannot be leased).
@@ -30,17 +34,43 @@ public final class CacheJanitor: Service {
     private let unwritable = Mutex<String?>(nil)
     private let passRunning = Mutex(false)
 
-    public init(blobs: any BlobStore, metadata: any MetadataStore, maxSize: UInt64, interval: Duration = .seconds(5), logger: Logger) {
+    /// - Parameter reconcileInBackground: run ``reconcileInPages()`` when the service starts,
+    ///   beside the rounds (a bucket's listing takes too long to hold up start-up).
+    public init(
+        blobs: any BlobStore, metadata: any MetadataStore, maxSize: UInt64, interval: Duration = .seconds(5),
+        reconcileInBackground: Bool = false, logger: Logger
+    ) {
         self.blobs = blobs
         self.metadata = metadata
         self.maxSize = maxSize
         self.interval = interval
+        self.reconcilesInBackground = reconcileInBackground
         self.logger = logger
     }
 
     // MARK: Service
 
     public func run() async throws {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.rounds()
+                return true
+            }
+            if reconcilesInBackground {
+                group.addTask {
+                    await self.reconcileInBackground()
+                    return false
+                }
+            }
+            // A shutdown does not wait for the rest of a bucket's listing: it resumes at the next start.
+            while let roundsEnded = await group.next() {
+                if roundsEnded { group.cancelAll() }
+            }
+        }
+        await flushAccesses()
+    }
+
+    private func rounds() async {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
@@ -49,7 +79,6 @@ public final class CacheJanitor: Service {
             }
             await tick()
         }
-        await flushAccesses()
     }
 
     /// One round: persist reads, recover from a full disk, evict if over the cap.
@@ -226,7 +255,7 @@ public final class CacheJanitor: Service {
     }
 
     /// A re-adopted file's manifest media type, if it is a manifest.
-    private func manifestMediaType(_ digest: Digest, size: UInt64) async -> String? {
+    func manifestMediaType(_ digest: Digest, size: UInt64) async -> String? {
         guard size <= UInt64(PullService.manifestLimit), let bytes = try? await blobs.read(digest, limit: PullService.manifestLimit) else { return nil }
         return ManifestDocument.servedType(contentType: nil, body: bytes.readableBytesView)
     }

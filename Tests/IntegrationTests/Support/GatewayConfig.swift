@@ -64,6 +64,9 @@ public struct GatewayConfig: Sendable, Hashable {
     public var maxSize: String
     /// `storage.max_blob_size` (left out when nil).
     public var maxBlobSize: String?
+    /// More lines under `storage:`, rendered verbatim and indented (`backend: s3`, `s3:`, …;
+    /// see ``MotoS3/storageLines(prefix:redirect:secret:)``).
+    public var storageLines: [String] = []
     /// `shutdown.grace`: 0s by default here, so stopping a test's gateway takes no grace
     /// period (the gateway's own default is 5s); nil leaves the key out.
     public var shutdownGrace: String? = "0s"
@@ -140,7 +143,7 @@ public struct GatewayConfig: Sendable, Hashable {
             "storage:",
             "  path: \(Self.quoted(storagePath ?? "./data"))",
             "  max_size: \(maxSize)",
-        ] + (maxBlobSize.map { ["  max_blob_size: \($0)"] } ?? []) + [
+        ] + (maxBlobSize.map { ["  max_blob_size: \($0)"] } ?? []) + storageLines.map { "  " + $0 } + [
             "tags:",
             "  ttl: \(tagTTL)",
         ] + (refreshAfter.map { ["  refresh_after: \($0)"] } ?? []) + [
