@@ -63,7 +63,7 @@ public final class PostgresBudgetLedger: BudgetLedger, Service {
     }
 
     /// Reads every known budget's `all_blocked_until` into the local copy.
-    public func refreshBlocks() async throws {
+    public func refreshBlocks(now: Date = Date()) async throws {
         let keys = limits.keys.map(\.value)
         guard !keys.isEmpty else { return }
         let rows = try await database.withConnection("budget blocks") { c in
@@ -71,8 +71,10 @@ public final class PostgresBudgetLedger: BudgetLedger, Service {
                 try $0.decode((String, Date?).self)
             }
         }
+        // Clamped as every record read is: a row an older version wrote may block for years.
+        let horizon = now.addingTimeInterval(BudgetRecord.maxHorizon)
         blocks.withLock { b in
-            for (key, until) in rows { b[BudgetKey(key)] = until }
+            for (key, until) in rows { b[BudgetKey(key)] = until.map { min($0, horizon) } }
         }
     }
 

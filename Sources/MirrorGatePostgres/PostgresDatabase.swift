@@ -24,6 +24,7 @@ public final class PostgresDatabase: Service {
     let logger: Logger
     let hub = NotificationHub()
     private let gate = Mutex(AvailabilityGate())
+    private let started = Atomic(false)
 
     /// The channel every notification of this gateway goes to; payloads say what changed.
     static let channel = "mirrorgate"
@@ -42,7 +43,11 @@ public final class PostgresDatabase: Service {
     }
 
     /// Runs the pool and the notification listener until cancelled or shut down gracefully.
+    /// Once per instance (a pool that stopped is closed for good).
     public func run() async throws {
+        guard !started.exchange(true, ordering: .relaxed) else {
+            throw StorageError(.io, operation: "postgres run", cause: "PostgresDatabase.run() called twice; make a new instance")
+        }
         await withDiscardingTaskGroup { group in
             group.addTask { await self.client.run() }
             group.addTask { await cancelWhenGracefulShutdown { await self.listen() } }

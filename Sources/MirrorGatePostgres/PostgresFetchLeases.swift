@@ -6,8 +6,9 @@ import PostgresNIO
 /// ``FetchLeases`` in the shared `leases` table: one row per key, with the holder, its peer
 /// URL, a fencing generation and an expiry by PostgreSQL's `now()`.
 ///
-/// - Claim: `INSERT … ON CONFLICT (key) DO UPDATE SET …, generation = leases.generation + 1
-///   WHERE leases.lease_until < now() RETURNING generation`. A live row makes the update's
+/// - Claim: `INSERT … ON CONFLICT (key) DO UPDATE SET …, generation = EXCLUDED.generation
+///   WHERE leases.lease_until < now() RETURNING generation` (a new generation from the
+///   `lease_generations` sequence). A live row makes the update's
 ///   `WHERE` false (re-checked on the newest row version after a lock wait), so exactly one of
 ///   any number of concurrent claims gets a row back.
 /// - Heartbeat: `UPDATE … WHERE key = $1 AND owner = $2 AND generation = $3 RETURNING` — no
@@ -42,7 +43,7 @@ public final class PostgresFetchLeases: FetchLeases {
                     VALUES (\(key.value), \(owner.id), \(owner.url), now() + \(ttlSeconds) * interval '1 second')
                     ON CONFLICT (key) DO UPDATE SET
                         owner = EXCLUDED.owner, owner_url = EXCLUDED.owner_url, lease_until = EXCLUDED.lease_until,
-                        generation = leases.generation + 1, bytes_done = 0, size = NULL
+                        generation = EXCLUDED.generation, bytes_done = 0, size = NULL
                     WHERE leases.lease_until < now()
                     RETURNING generation
                     """, logger: self.logger

@@ -68,18 +68,30 @@ struct BudgetRow: Sendable {
         self.getBlockedAt = getBlockedAt
     }
 
-    /// Writes the whole record (the journal's "replace").
+    /// Writes the whole record (the journal's "replace"). Dates go in clamped to what a
+    /// `timestamptz` holds: the record may carry whatever an older version stored.
     static func upsert(_ r: BudgetRecord, blockedAt: Date?) -> PostgresQuery {
         let limit = r.learnedLimit.map(Int64.init)
         let remaining = r.learnedRemaining.map(Int64.init)
+        let window = r.learnedWindow.flatMap { $0.isFinite ? $0 : nil }
         return """
             INSERT INTO budgets (\(unescaped: columns))
-            VALUES (\(r.key), \(limit), \(remaining), \(r.learnedWindow), \(r.learnedAt), \(r.getBlockedUntil), \(blockedAt), \(r.allBlockedUntil), \(r.lastError))
+            VALUES (\(r.key), \(limit), \(remaining), \(window), \(r.learnedAt?.storable), \(r.getBlockedUntil?.storable), \(blockedAt?.storable), \(r.allBlockedUntil?.storable), \(r.lastError))
             ON CONFLICT (key) DO UPDATE SET
                 learned_limit = EXCLUDED.learned_limit, learned_remaining = EXCLUDED.learned_remaining,
                 learned_window = EXCLUDED.learned_window, learned_at = EXCLUDED.learned_at,
                 get_blocked_until = EXCLUDED.get_blocked_until, get_blocked_at = EXCLUDED.get_blocked_at,
                 all_blocked_until = EXCLUDED.all_blocked_until, last_error = EXCLUDED.last_error
             """
+    }
+}
+
+extension Date {
+    /// This date within years 1 to 9999: PostgreSQL's `timestamptz` ends in 294276, and the
+    /// driver's microsecond count traps on a date past Int64's range.
+    var storable: Date {
+        let t = timeIntervalSince1970
+        guard t.isFinite else { return t < 0 ? Date(timeIntervalSince1970: -62_135_596_800) : Date(timeIntervalSince1970: 253_402_300_799) }
+        return Date(timeIntervalSince1970: min(max(t, -62_135_596_800), 253_402_300_799))
     }
 }

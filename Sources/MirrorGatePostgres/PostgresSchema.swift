@@ -79,12 +79,15 @@ public enum PostgresSchema {
             """,
             "CREATE INDEX spends_budget_at ON spends (budget, at)",
             "CREATE INDEX spends_at ON spends (at)",
+            // Generations come from one sequence: a fencing token never repeats, not even
+            // after a key was released and claimed again.
+            "CREATE SEQUENCE lease_generations",
             """
             CREATE TABLE leases (
                 key text PRIMARY KEY,
                 owner text NOT NULL,
                 owner_url text NOT NULL,
-                generation bigint NOT NULL DEFAULT 1,
+                generation bigint NOT NULL DEFAULT nextval('lease_generations'),
                 lease_until timestamptz NOT NULL,
                 size bigint,
                 bytes_done bigint NOT NULL DEFAULT 0

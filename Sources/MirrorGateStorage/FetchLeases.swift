@@ -47,9 +47,10 @@ public struct LeaseKey: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A lease this process holds: proof of ownership for heartbeats and release. `generation`
-/// is the fencing token: it grows by one on every takeover, so a holder that lost its lease
-/// (it stalled past the expiry and another replica claimed the key) cannot extend or release
-/// the new holder's lease.
+/// is the fencing token: every successful claim, takeovers included, gets a larger one than
+/// any before it (it never repeats, not even after a release), so a holder that lost its
+/// lease (it stalled past the expiry and another replica claimed the key) cannot extend or
+/// release the new holder's lease.
 public struct FetchLease: Sendable, Hashable {
     public let key: LeaseKey
     public let owner: String
@@ -106,7 +107,7 @@ public enum LeaseClaim: Sendable, Equatable {
 ///   a replica: replicas' clocks are never compared.
 /// - ``claim(_:owner:ttl:)`` is atomic: among any number of concurrent claims on a key with no
 ///   live lease, exactly one wins. A lease whose TTL ran out without a heartbeat is dead: the
-///   next claim wins it with `generation + 1` (takeover).
+///   next claim wins it with a larger generation (takeover).
 /// - ``heartbeat(_:ttl:size:bytesDone:)`` extends only the exact lease (key, owner and
 ///   generation) and returns `false` once it is lost: the holder is fenced, and must stop
 ///   acting as the holder (it may finish its own client's response, and its commit must be
