@@ -15,14 +15,32 @@ public struct PostgresConnectionCheck: Sendable, Equatable {
 
 extension PostgresDatabase {
     /// Connects once, outside the pool, and asks the server its version and time: the start-up
-    /// check. Unlike the pool (which retries quietly), it fails with what went wrong: the
-    /// address cannot be reached, the password or user is refused, the database does not exist.
+    /// check (it needs no ``run()``). Unlike the pool (which retries quietly), it fails with what
+    /// went wrong: the address cannot be reached, the password or user is refused, the database
+    /// does not exist.
     ///
     /// - Throws: ``StorageError`` `.unavailable` whose description names the database URL and
     ///   the failure (never the password).
     public func checkConnection() async throws -> PostgresConnectionCheck {
+        let operation = "connect to \(configuration.displayURL)"
+        return try await withDirectConnection(operation, timeout: configuration.queryTimeout) { connection, logger in
+            let before = Date()
+            let rows = try await connection.rows("SELECT current_setting('server_version'), now()", logger: logger)
+            let after = Date()
+            guard let (version, now) = try rows.first?.decode((String, Date).self) else {
+                throw StorageError(.io, operation: operation, cause: "the server answered no row")
+            }
+            let local = before.addingTimeInterval(after.timeIntervalSince(before) / 2)
+            return PostgresConnectionCheck(serverVersion: version, clockOffset: .milliseconds(Int64(now.timeIntervalSince(local) * 1000)))
+        }
+    }
+
+    /// Runs `body` on a connection of its own, outside the pool (start-up work before ``run()``),
+    /// within the connect timeout plus `timeout`; connection failures are named.
+    func withDirectConnection<T: Sendable>(
+        _ operation: String, timeout: Duration, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
+    ) async throws -> T {
         let c = configuration
-        let operation = "connect to \(c.displayURL)"
         var settings = PostgresConnection.Configuration(
             host: c.host, port: c.port, username: c.username, password: c.password, database: c.database,
             tls: try Self.connectionTLS(c.tls, operation: operation))
@@ -31,19 +49,13 @@ extension PostgresDatabase {
         let connectionConfiguration = settings
         let logger = self.logger
         do {
-            return try await Self.withDeadline(c.connectTimeout + c.queryTimeout) { register in
+            return try await Self.withDeadline(c.connectTimeout + timeout) { register in
                 let connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: 0, logger: logger)
                 register(connection)
                 do {
-                    let before = Date()
-                    let rows = try await connection.rows("SELECT current_setting('server_version'), now()", logger: logger)
-                    let after = Date()
-                    guard let (version, now) = try rows.first?.decode((String, Date).self) else {
-                        throw StorageError(.io, operation: operation, cause: "the server answered no row")
-                    }
-                    let local = before.addingTimeInterval(after.timeIntervalSince(before) / 2)
+                    let value = try await body(connection, logger)
                     try? await connection.close()
-                    return PostgresConnectionCheck(serverVersion: version, clockOffset: .milliseconds(Int64(now.timeIntervalSince(local) * 1000)))
+                    return value
                 } catch {
                     try? await connection.close()
                     throw error
@@ -53,13 +65,12 @@ extension PostgresDatabase {
             throw error
         } catch {
             let failure = PostgresFailure.classify(error, operation: operation)
-            var storage = failure.storageError
             if let psql = error as? PSQLError, psql.code == .connectionError, let underlying = psql.underlying {
-                storage = StorageError(.unavailable, operation: operation, cause: "cannot connect: \(Self.connectionReason(underlying))", logDetail: String(reflecting: error))
+                throw StorageError(.unavailable, operation: operation, cause: "cannot connect: \(Self.connectionReason(underlying))", logDetail: String(reflecting: error))
             } else if error is PostgresFailure.DeadlineExceeded {
-                storage = StorageError(.unavailable, operation: operation, cause: "no answer within \(PostgresFailure.seconds(c.connectTimeout + c.queryTimeout))")
+                throw StorageError(.unavailable, operation: operation, cause: "no answer within \(PostgresFailure.seconds(c.connectTimeout + timeout))")
             }
-            throw storage
+            throw failure.storageError
         }
     }
 

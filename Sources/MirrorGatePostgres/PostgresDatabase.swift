@@ -15,15 +15,15 @@ import Synchronization
 /// its deadline and throws `.unavailable`.
 ///
 /// Every call throws ``StorageError``: `.unavailable` when the database cannot be reached
-/// (after at most ``PostgresConfiguration/queryTimeout``, or at once while another call probes
-/// a database that is down), `.io` for an error in a statement. The pool reconnects by itself
-/// when the database returns.
+/// (the first call after it went away within ``PostgresConfiguration/queryTimeout``, then at
+/// once, while one call a poll interval probes it on a connection of its own), `.io` for an
+/// error in a statement. The pool reconnects by itself when the database returns.
 public final class PostgresDatabase: Service {
     public let configuration: PostgresConfiguration
     let client: PostgresClient
     let logger: Logger
     let hub = NotificationHub()
-    private let gate = Mutex(AvailabilityGate())
+    private let gate: Mutex<AvailabilityGate>
     private let started = Atomic(false)
 
     /// The channel every notification of this gateway goes to; payloads say what changed.
@@ -32,6 +32,7 @@ public final class PostgresDatabase: Service {
     public init(configuration: PostgresConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        gate = Mutex(AvailabilityGate(cooldown: configuration.pollInterval))
         var client = PostgresClient.Configuration(
             host: configuration.host, port: configuration.port, username: configuration.username,
             password: configuration.password, database: configuration.database, tls: try Self.clientTLS(configuration.tls))
@@ -66,11 +67,18 @@ public final class PostgresDatabase: Service {
     func withConnection<T: Sendable>(
         _ operation: String, timeout: Duration? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        let admission = gate.withLock { $0.admit() }
+        let admission = gate.withLock { $0.admit(now: .now) }
         if case .failFast(let reason) = admission {
             throw StorageError(.unavailable, operation: operation, cause: reason)
         }
         do {
+            if admission == .probe {
+                // The pool hides why it cannot connect and retries quietly until the deadline:
+                // a connection of its own answers at once ("connection refused") and says why.
+                try await withDirectConnection(operation, timeout: configuration.queryTimeout) { connection, logger in
+                    try await connection.run("SELECT 1", logger: logger)
+                }
+            }
             let value = try await Self.withDeadline(timeout ?? configuration.queryTimeout) { register in
                 try await self.client.withConnection { connection in
                     register(connection)
@@ -85,7 +93,7 @@ public final class PostgresDatabase: Service {
                 gate.withLock { $0.abandoned(wasProbe: admission == .probe) }
             } else if failure.unreachable {
                 let newlyDown = gate.withLock { g -> Bool in
-                    defer { g.unreachable(failure.storageError.cause) }
+                    defer { g.unreachable(failure.storageError.cause, now: .now) }
                     return g.isUp
                 }
                 if newlyDown {

@@ -102,10 +102,9 @@ public enum PostgresSchema {
     /// Creates or migrates the schema; returns the versions this call applied.
     @discardableResult
     static func migrate(_ database: PostgresDatabase) async throws -> [Int] {
-        let logger = database.logger
         let timeout = database.configuration.migrationTimeout
         // The lock waits for another replica's migration, beyond the usual statement timeout.
-        return try await database.withConnection("schema migration", timeout: timeout) { connection in
+        return try await database.withDirectConnection("schema migration on \(database.configuration.displayURL)", timeout: timeout) { connection, logger in
             let ms = PostgresDatabase.milliseconds(timeout)
             try await connection.run(PostgresQuery(unsafeSQL: "SET statement_timeout = \(ms)"), logger: logger)
             try await connection.run(PostgresQuery(unsafeSQL: "SET lock_timeout = \(ms)"), logger: logger)
@@ -161,8 +160,9 @@ public enum PostgresSchema {
 }
 
 extension PostgresDatabase {
-    /// Creates or migrates the shared schema (safe to call from every replica at once).
-    /// Returns the versions this call applied (empty when another replica did, or none were due).
+    /// Creates or migrates the shared schema (safe to call from every replica at once). It uses
+    /// a connection of its own, so it runs at start-up before ``run()``. Returns the versions
+    /// this call applied (empty when another replica did, or none were due).
     @discardableResult
     public func migrate() async throws -> [Int] {
         try await PostgresSchema.migrate(self)

@@ -76,6 +76,9 @@ final class PostgresServer: Sendable {
     /// Starts `postgres` on the existing data directory and waits until it accepts connections.
     func startServer() async throws {
         guard let bin = Self.binDirectory else { throw Failure(description: Self.skipMessage) }
+        guard FileManager.default.fileExists(atPath: directory + "/data/PG_VERSION") else {
+            throw Failure(description: "the data directory \(directory)/data is gone; cannot start postgres on it")
+        }
         let log = directory + "/postgres.log"
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
