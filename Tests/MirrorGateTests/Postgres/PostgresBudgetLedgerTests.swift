@@ -137,6 +137,34 @@ extension PostgresTests {
             }
         }
 
+        /// Replicas' answers reach the ledger out of order: the newest announcement wins, and an
+        /// announcement of budget lifts only a GET block set before it.
+        @Test func announcementsMergeNewestFirstAndBlocksOnlyByLaterNews() async throws {
+            try await withFixture { f in
+                let a = try await f.ledger(pulls: nil)
+                let b = try await f.ledger(pulls: nil)
+                let t = Check.t0
+                await a.observe(Check.anonymous, answer: BudgetAnswer(status: 200, limit: 100, remaining: 50, window: 21_600), manifestGET: false, now: t.addingTimeInterval(60))
+                // b's answer is older (it was sent before a's) but arrives later.
+                await b.observe(Check.anonymous, answer: BudgetAnswer(status: 200, limit: 100, remaining: 90, window: 21_600), manifestGET: false, now: t.addingTimeInterval(30))
+                #expect(await a.status(Check.anonymous, now: t.addingTimeInterval(61))?.remaining == 50)
+                // A 429 on a GET at t+100 blocks GETs; news of budget from before it does not lift it.
+                guard case .granted(let hold?) = await a.reserve(Check.anonymous, now: t.addingTimeInterval(100)) else { Issue.record("refused"); return }
+                await a.settle(hold, answer: BudgetAnswer(status: 429, retryAfter: t.addingTimeInterval(400)), now: t.addingTimeInterval(100))
+                await b.observe(Check.anonymous, answer: BudgetAnswer(status: 200, remaining: 40, window: 21_600), manifestGET: false, now: t.addingTimeInterval(90))
+                guard case .refused = await b.reserve(Check.anonymous, now: t.addingTimeInterval(110)) else {
+                    Issue.record("an announcement older than the 429 lifted its block")
+                    return
+                }
+                // News from after the block lifts it.
+                await b.observe(Check.anonymous, answer: BudgetAnswer(status: 200, remaining: 30, window: 21_600), manifestGET: false, now: t.addingTimeInterval(120))
+                guard case .granted(.some) = await a.reserve(Check.anonymous, now: t.addingTimeInterval(121)) else {
+                    Issue.record("a later announcement of budget did not lift the block")
+                    return
+                }
+            }
+        }
+
         /// Without the database a manifest GET is never admitted (fail closed); the throwing
         /// variant says why.
         @Test func noSpendWithoutTheDatabase() async throws {
