@@ -3,7 +3,7 @@
 #   make test   install what the tests need (apt) and run the whole suite
 
 SWIFT ?= swift
-APT_PACKAGES := docker-registry skopeo apache2-utils containerd docker.io podman libsqlite3-dev bubblewrap systemd python3-venv chromium openssl curl nginx-light wrk python3-matplotlib
+APT_PACKAGES := docker-registry skopeo apache2-utils containerd docker.io podman libsqlite3-dev bubblewrap systemd python3-venv chromium openssl curl nginx-light wrk python3-matplotlib postgresql-15
 
 .PHONY: run test deps build release check clean
 

@@ -55,7 +55,7 @@ public struct ConfigLoader: Sendable {
     private func decode(_ root: ConfigNode) throws(ConfigError) -> GatewayConfig {
         let top = try root.mapping(allowed: [
             "listen", "admin_listen", "storage", "tags", "default_registry", "health", "registries", "log", "tls", "auth", "limits",
-            "shutdown",
+            "shutdown", "metadata", "cluster",
         ])
 
         let listen = try top["listen"].map { n throws(ConfigError) in try Self.listenAddress(n) } ?? ListenAddress(host: "0.0.0.0", port: 5000)
@@ -121,11 +121,13 @@ public struct ConfigLoader: Sendable {
             throw node.invalid("must differ from listen (\(listen)); leave it out to serve /healthz, /readyz and /metrics on listen")
         }
 
+        let metadata = try metadata(top["metadata"])
         return GatewayConfig(
             listen: listen, storage: storage, tags: tags, defaultRegistry: defaultRegistry,
             health: health, registries: registries, adminListen: adminListen,
             log: try log(top["log"]), tls: try tls(top["tls"]), auth: try auth(top["auth"]), limits: try limits(top["limits"]),
-            shutdown: try shutdown(top["shutdown"]))
+            shutdown: try shutdown(top["shutdown"]), metadata: metadata,
+            cluster: try cluster(top["cluster"], metadata: metadata, listen: listen, adminListen: adminListen))
     }
 
     private func shutdown(_ node: ConfigNode?) throws(ConfigError) -> ShutdownConfig {

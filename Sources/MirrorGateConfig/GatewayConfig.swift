@@ -18,6 +18,10 @@ public struct GatewayConfig: Sendable, Equatable {
     public var auth: InboundAuthConfig?
     public var limits: LimitsConfig
     public var shutdown: ShutdownConfig
+    /// Where metadata lives: SQLite (one replica) or a shared PostgreSQL database.
+    public var metadata: MetadataConfig
+    /// How replicas reach each other; set exactly when ``metadata`` is shared.
+    public var cluster: ClusterConfig?
 
     public init(
         listen: ListenAddress,
@@ -31,7 +35,9 @@ public struct GatewayConfig: Sendable, Equatable {
         tls: ListenerTLSConfig? = nil,
         auth: InboundAuthConfig? = nil,
         limits: LimitsConfig = LimitsConfig(),
-        shutdown: ShutdownConfig = ShutdownConfig()
+        shutdown: ShutdownConfig = ShutdownConfig(),
+        metadata: MetadataConfig = MetadataConfig(),
+        cluster: ClusterConfig? = nil
     ) {
         self.listen = listen
         self.storage = storage
@@ -45,6 +51,8 @@ public struct GatewayConfig: Sendable, Equatable {
         self.auth = auth
         self.limits = limits
         self.shutdown = shutdown
+        self.metadata = metadata
+        self.cluster = cluster
     }
 
     /// The registry configured under `key`.

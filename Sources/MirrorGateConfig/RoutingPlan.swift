@@ -20,6 +20,10 @@ extension GatewayConfig {
         lines.append("tls: \(tls.map { "cert \($0.certificatePath), key \($0.keyPath)" } ?? "off (plain HTTP)")")
         lines.append("auth: \(auth.map { "htpasswd \($0.htpasswdPath), realm \($0.realm), at most \($0.maxFailures) failures per client address per \(ConfigValues.format($0.failureWindow))" } ?? "off (open to every client)")")
         lines.append("limits: header \(Self.formatBytes(UInt64(limits.maxHeaderSize))), idle \(ConfigValues.format(limits.idleTimeout)), send \(ConfigValues.format(limits.sendTimeout)), \(limits.maxConcurrentFetches) concurrent fetches, \(limits.maxConnections) connections, fetches below \(Self.formatBytes(limits.minFetchRate))/s for \(ConfigValues.format(limits.fetchRateGrace)) fail over")
+        lines.append(metadataLine)
+        if let cluster {
+            lines.append("cluster: peers served on \(cluster.peerListen), advertised as \(cluster.advertiseURL), token from \(cluster.peerTokenFile)")
+        }
         lines.append("shutdown: /readyz fails at once, connections accepted for \(ConfigValues.format(shutdown.grace)), then in-flight responses drain for at most \(ConfigValues.format(shutdown.drainTimeout))")
         for registry in registries {
             lines.append("registry \(registry.key):")
@@ -39,6 +43,15 @@ extension GatewayConfig {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Where the metadata lives (never a password).
+    var metadataLine: String {
+        guard metadata.backend == .postgres, let pg = metadata.postgres else {
+            return "metadata: sqlite (\(storage.path)/metadata.sqlite, this replica only)"
+        }
+        let password = pg.passwordFile.map { "password from \($0)" } ?? (pg.password == nil ? "no password" : "password set")
+        return "metadata: postgres \(pg.url) (shared by every replica; pool of \(pg.poolSize), \(password))"
     }
 
     /// What an unrestricted registry with credentialed upstreams gives away, or nil: the
