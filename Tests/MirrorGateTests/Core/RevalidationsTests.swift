@@ -83,9 +83,10 @@ struct RevalidationsTests {
             hot.remember(body, for: digest)
             #expect(hot.heldBytes <= 64 << 10)
         }
-        // The newest is always kept; something older was evicted.
+        // The newest is always kept; at most what fits of the others is.
         #expect(hot.body(Digest(algorithm: .sha256, hex: String(format: "%064x", 99))) != nil)
-        #expect(hot.body(Digest(algorithm: .sha256, hex: String(format: "%064x", 0))) == nil)
+        let kept = (0..<100).filter { hot.body(Digest(algorithm: .sha256, hex: String(format: "%064x", $0))) != nil }
+        #expect(kept.count <= 32 && kept.count >= 16, "\(kept.count) of 100 kept")
         // Too big for the cache at all (over a sixteenth of it): not kept.
         let big = HotManifests.Body(mediaType: body.mediaType, bytes: ByteBuffer(repeating: 2, count: 5 << 10))
         let bigDigest = Digest(algorithm: .sha256, hex: String(repeating: "f", count: 64))
