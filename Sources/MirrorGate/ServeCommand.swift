@@ -24,6 +24,8 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
+        // Before any event loop or thread pool starts: glibc fixes its arenas as threads appear.
+        SystemAllocator.configure()
         let config: GatewayConfig
         do {
             config = try ConfigLoader().load(file: options.config)
@@ -82,7 +84,8 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: janitor), .init(service: fetcher), .init(service: prober), .init(service: app),
+            .init(service: janitor), .init(service: fetcher), .init(service: prober), .init(service: IdleMemoryRelease(logger: logger)),
+            .init(service: app),
             .init(service: ReloadService(tls: tls, authenticator: authenticator, logger: logger)),
         ]
         if let admin = config.adminListen {
