@@ -16,6 +16,11 @@ bench_init() { # name-for-the-temp-dir
   pids=()
   trap bench_cleanup EXIT
   trap 'exit 143' TERM INT # so that a stopped run still stops its servers
+  # Binaries built before shutdown.grace existed refuse the key; they are still benchmarked.
+  gateway_shutdown="shutdown: {grace: 0s}"
+  printf 'storage: {path: %s}\n%s\nregistries: {docker.io: {upstreams: [{name: u, url: "http://127.0.0.1:1"}]}}\n' \
+    "$work/probe" "$gateway_shutdown" > "$work/probe.yaml"
+  "$gateway_bin" check --config "$work/probe.yaml" > /dev/null 2>&1 || gateway_shutdown=""
 }
 
 bench_cleanup() {
@@ -49,10 +54,11 @@ start_registry() { # name port [proxy-remote-url]
 }
 
 # A one-upstream MirrorGate config for docker.io on stdout; extra lines (e.g. "tags: {ttl: 0s}")
-# are appended as given.
+# are appended as given. No shutdown grace: no load balancer needs time to stop sending clients
+# here, and every stop would otherwise wait its default 5 s.
 gateway_yaml() { # port cache-dir upstream-url [extra-line...]
   local port=$1 cache=$2 url=$3; shift 3
-  printf 'listen: 127.0.0.1:%s\nstorage: {path: %s}\n' "$port" "$cache"
+  printf 'listen: 127.0.0.1:%s\nstorage: {path: %s}\n%s\n' "$port" "$cache" "$gateway_shutdown"
   local l; for l in "$@"; do printf '%s\n' "$l"; done
   printf 'registries:\n  docker.io:\n    upstreams:\n      - {name: upstream, url: "%s"}\n' "$url"
 }

@@ -24,9 +24,11 @@ tsv, meta_file, out_md, out_png = sys.argv[1:5]
 notes = open(sys.argv[5]).read().strip() if len(sys.argv) > 5 and os.path.exists(sys.argv[5]) else None
 meta = json.load(open(meta_file))
 values = defaultdict(list)  # (workload, system, variant, metric) -> [values]
+by_iteration = {}  # (workload, system, variant, metric, iteration) -> value (the soak's rounds)
 for line in open(tsv):
-    w, s, v, _, m, x = line.rstrip("\n").split("\t")
+    w, s, v, it, m, x = line.rstrip("\n").split("\t")
     values[(int(w), s, v, m)].append(float(x))
+    by_iteration[(int(w), s, v, m, int(it))] = float(x)
 
 
 def med(w, s, v, m):
@@ -98,6 +100,15 @@ g.append(("peak RSS in each phase of workloads 1 and 2 no higher than distributi
           "; ".join(f"{name}: {fmt(rss[('mirrorgate', v)])} vs {fmt(rss[('distribution', v)])} MiB" for v, name in phases),
           all(rss[("mirrorgate", v)] is not None and rss[("distribution", v)] is not None
               and rss[("mirrorgate", v)] <= rss[("distribution", v)] for v, _ in phases)))
+soak = st.get("soak", {})
+soak_rounds = int(soak.get("rounds", 0))
+idle_rss = {x: by_iteration.get((7, x, "idle_end", "rss_mib", soak_rounds)) for x in SYSTEMS[:2]}
+g.append(("RSS at idle after the last soak round no higher than distribution's",
+          f"{fmt(idle_rss['mirrorgate'])} vs {fmt(idle_rss['distribution'])} MiB",
+          None not in idle_rss.values() and idle_rss["mirrorgate"] <= idle_rss["distribution"]))
+first, last = (by_iteration.get((7, "mirrorgate", "idle_end", "anon_mib", r)) for r in (1, soak_rounds))
+g.append(("anonymous memory at idle does not grow from round to round (last ≤ first + 10 % + 2 MiB)",
+          f"{fmt(first)} → {fmt(last)} MiB", first is not None and last is not None and last <= first * 1.1 + 2))
 add("## Goals")
 add("")
 add("| goal | measured | met |")
@@ -196,6 +207,29 @@ rows = [[LABEL[s], fmt(med(6, s, "tags", "pulls"), 0), fmt(med(6, s, "tags", "up
         for s in ("mirrorgate", "mirrorgate-norefresh", "mirrorgate-ttl0", "distribution")]
 table(["system", "pulls", "upstream manifest GETs", "upstream manifest HEADs", "stale answers", "errors", "run (s)"], rows)
 
+add("## 7. Soak: memory at idle after load")
+add("")
+add(f"Fresh servers on the warm caches. {soak_rounds} round(s); in each, every system in turn (rotating order) gets "
+    f"`wrk -c8` on the blob and `wrk -c16` on the manifest by tag for {soak.get('load', '?')} each, then a burst of "
+    f"{soak.get('clients', '?')} connections on the blob for {soak.get('burst', '?')}; then both idle for "
+    f"{soak.get('idle_s', '?')} s and are sampled {soak.get('early_s', '?')} s into the pause and at its end. RSS is "
+    "VmRSS, anonymous memory RssAnon (`/proc/PID/status`): heap, arenas and stacks, without the mapped binary and "
+    "page cache. Peak is VmHWM during the round's load. distribution (Go) gives freed memory back after its next "
+    "forced GC (every 2 min), which is why the pause is longer than that.")
+add("")
+rounds = range(1, soak_rounds + 1)
+rows = []
+for x in SYSTEMS[:2]:
+    for metric, name in (("rss_mib", "RSS MiB"), ("anon_mib", "anonymous MiB")):
+        for v, when in (("idle_early", f"{soak.get('early_s', '?')} s into the pause"), ("idle_end", "end of the pause")):
+            rows.append([LABEL[x], name, when, fmt(by_iteration.get((7, x, "start", metric, 1)))]
+                        + [fmt(by_iteration.get((7, x, v, metric, r))) for r in rounds])
+    rows.append([LABEL[x], "peak RSS MiB", "during the load", ""] + [fmt(by_iteration.get((7, x, "load", "peak_rss_mib", r))) for r in rounds])
+    reqs = [sum(by_iteration.get((7, x, ph, "requests", r)) or 0 for ph in ("blob", "manifest", "burst")) for r in rounds]
+    errs = [sum(by_iteration.get((7, x, ph, "errors", r)) or 0 for ph in ("blob", "manifest", "burst")) for r in rounds]
+    rows.append([LABEL[x], "requests (errors)", "during the load", ""] + [f"{q:,.0f} ({e:,.0f})" for q, e in zip(reqs, errs)])
+table(["system", "figure", "when", "before round 1"] + [f"round {r}" for r in rounds], rows)
+
 add("## What changed")
 add("")
 add(notes if notes else "Nothing: this run measures the tree as it is.")
@@ -214,7 +248,7 @@ add("")
 open(out_md, "w").write("\n".join(md))
 
 # ---- chart
-fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+fig, axes = plt.subplots(2, 4, figsize=(20, 8.5))
 fig.suptitle(f"MirrorGate vs distribution proxy vs nginx — {meta['date']}, {mc['cores']} cores, medians of {st['iterations']}",
              fontsize=12)
 
@@ -247,6 +281,10 @@ bars(axes[1][1], "4./6. upstream traffic", "count", [("copies", "image copies (4
 bars(axes[1][2], "5. peak RSS", "MiB", [("c8", "blob 8"), ("c64", "blob 64"), ("manifest", "manifest")], SYSTEMS,
      lambda s, grp: med(5, s, grp[0], "peak_rss_mib"))
 axes[1][1].legend(fontsize=8)
+bars(axes[0][3], "7. soak: RSS at the end of each idle pause", "MiB", [(r, f"round {r}") for r in rounds], SYSTEMS[:2],
+     lambda x, grp: by_iteration.get((7, x, "idle_end", "rss_mib", grp[0])))
+bars(axes[1][3], "7. soak: anonymous memory at the end of each idle pause", "MiB", [(r, f"round {r}") for r in rounds],
+     SYSTEMS[:2], lambda x, grp: by_iteration.get((7, x, "idle_end", "anon_mib", grp[0])))
 fig.tight_layout()
 fig.savefig(out_png, dpi=100)
 print(f"wrote {out_md} and {out_png}")

@@ -24,6 +24,8 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
+        // Before any event loop or thread pool starts: glibc fixes its arenas as threads appear.
+        SystemAllocator.configure()
         let config: GatewayConfig
         do {
             config = try ConfigLoader().load(file: options.config)
@@ -96,6 +98,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = components.services.map { .init(service: $0) } + [
+            .init(service: IdleMemoryRelease(logger: logger)),
             .init(service: app), .init(service: ReloadService(tls: tls, authenticator: authenticator, logger: logger)),
         ]
         if let admin = config.adminListen {

@@ -18,6 +18,7 @@ struct BenchmarkSmokeTests {
         4: ["mirrorgate", "distribution"],
         5: ["mirrorgate", "distribution", "nginx"],
         6: ["mirrorgate", "mirrorgate-norefresh", "mirrorgate-ttl0", "distribution"],
+        7: ["mirrorgate", "distribution"],
     ]
 
     @Test func smokeRunReportsEveryWorkloadForEverySystem() async throws {
@@ -65,7 +66,7 @@ struct BenchmarkSmokeTests {
         }
         // The per-workload tables and the goals are there, and nothing is n/a.
         for heading in ["## Goals", "## 1. Warm blob throughput", "## 2. Warm manifest by tag", "## 3. Cold pull",
-                        "concurrent cold pulls", "## 5. Memory and CPU", "## 6. Tag-heavy", "## Machine and versions"] {
+                        "concurrent cold pulls", "## 5. Memory and CPU", "## 6. Tag-heavy", "## 7. Soak", "## Machine and versions"] {
             #expect(text.contains(heading), "the report lacks \(heading)")
         }
         #expect(!text.contains("n/a"), "the report has a missing figure")
