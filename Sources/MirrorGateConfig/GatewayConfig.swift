@@ -18,6 +18,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var auth: InboundAuthConfig?
     public var limits: LimitsConfig
     public var shutdown: ShutdownConfig
+    /// The pull ledger (`ledger:`).
+    public var ledger: LedgerConfig
 
     public init(
         listen: ListenAddress,
@@ -31,7 +33,8 @@ public struct GatewayConfig: Sendable, Equatable {
         tls: ListenerTLSConfig? = nil,
         auth: InboundAuthConfig? = nil,
         limits: LimitsConfig = LimitsConfig(),
-        shutdown: ShutdownConfig = ShutdownConfig()
+        shutdown: ShutdownConfig = ShutdownConfig(),
+        ledger: LedgerConfig = LedgerConfig()
     ) {
         self.listen = listen
         self.storage = storage
@@ -45,6 +48,7 @@ public struct GatewayConfig: Sendable, Equatable {
         self.auth = auth
         self.limits = limits
         self.shutdown = shutdown
+        self.ledger = ledger
     }
 
     /// The registry configured under `key`.
@@ -120,10 +124,13 @@ public struct RegistryConfig: Sendable, Equatable {
     /// Inbound users allowed to pull through this registry (`users:`, needs `auth:`); nil lets
     /// every authenticated user, or every client when `auth:` is off.
     public var users: [String]?
-    public init(key: String, upstreams: [UpstreamConfig], users: [String]? = nil) {
+    /// Which repositories may be pulled (`policy:`); nil allows every one.
+    public var policy: RepositoryPolicy?
+    public init(key: String, upstreams: [UpstreamConfig], users: [String]? = nil, policy: RepositoryPolicy? = nil) {
         self.key = key
         self.upstreams = upstreams
         self.users = users
+        self.policy = policy
     }
 }
 

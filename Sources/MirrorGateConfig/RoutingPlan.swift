@@ -11,12 +11,14 @@ extension GatewayConfig {
         lines.append("tls: \(tls.map { "cert \($0.certificatePath), key \($0.keyPath)" } ?? "off (plain HTTP)")")
         lines.append("auth: \(auth.map { "htpasswd \($0.htpasswdPath), realm \($0.realm), at most \($0.maxFailures) failures per client address per \(ConfigValues.format($0.failureWindow))" } ?? "off (open to every client)")")
         lines.append("limits: header \(Self.formatBytes(UInt64(limits.maxHeaderSize))), idle \(ConfigValues.format(limits.idleTimeout)), send \(ConfigValues.format(limits.sendTimeout)), \(limits.maxConcurrentFetches) concurrent fetches, \(limits.maxConnections) connections, fetches below \(Self.formatBytes(limits.minFetchRate))/s for \(ConfigValues.format(limits.fetchRateGrace)) fail over")
+        lines.append("ledger: every client manifest request kept \(ConfigValues.format(ledger.retention)) (hourly roll-ups after 2 days)")
         lines.append("shutdown: /readyz fails at once, connections accepted for \(ConfigValues.format(shutdown.grace)), then in-flight responses drain for at most \(ConfigValues.format(shutdown.drainTimeout))")
         for registry in registries {
             lines.append("registry \(registry.key):")
             lines.append("  access: " + (registry.users.map { "\($0.joined(separator: ", ")) only (registries.\(registry.key).users)" }
                 ?? (auth == nil ? "every client (auth is off)" : "every authenticated user")))
             if let exposure = exposure(of: registry) { lines.append("  warning: " + exposure) }
+            if let policy = registry.policy { lines.append("  policy: \(policy.summary) (registries.\(registry.key).policy)") }
             for (index, upstream) in registry.upstreams.enumerated() {
                 var notes: [String] = []
                 if !upstream.prefix.isEmpty { notes.append("prefix \(upstream.prefix)") }
