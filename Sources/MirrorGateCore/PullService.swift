@@ -24,6 +24,8 @@ public final class PullService: Sendable {
         /// Whether the manifest body was fetched from upstream for this request (a cache miss);
         /// false when it came from the cache, even if the tag was revalidated with a HEAD.
         public var fetched = false
+        /// The upstream GET that fetched these bytes for this request, when it spent a pull.
+        public var spend: ManifestSpend?
     }
 
     /// Where a blob's bytes come from.
@@ -105,6 +107,7 @@ public final class PullService: Sendable {
             }
             var resolved = try await manifestByDigest(registry: registry, name: name, digest: child)
             resolved.staleWarning = manifest.staleWarning
+            resolved.spend = resolved.spend ?? manifest.spend
             return resolved
         }
     }
@@ -186,7 +189,9 @@ public final class PullService: Sendable {
             guard let (bytes, mediaType) = fetched else { continue }
             await store(manifest: bytes, digest: digest, mediaType: mediaType)
             await links.link(digest, registry: registry, repository: name.value)
-            return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, skipped: walk.note, fetched: true)
+            return Manifest(
+                digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, skipped: walk.note, fetched: true,
+                spend: get.spend)
         }
         let error = walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name)@\(digest)"))
         if error.status == 404 { links.rememberAbsent(digest, registry: registry, repository: name.value) }
