@@ -180,6 +180,46 @@ struct PullLedgerReportTests {
         #expect(top.upperBound < alpine.lowerBound && alpine.upperBound < redis.lowerBound, "most pulls first")
     }
 
+    /// Eight clients ask for one new tag at once: they share one upstream HEAD and one GET
+    /// (the upstream is stopped until all of them are waiting), so the ledger has eight pulls
+    /// and one spend, as Hub counted.
+    @Test func requestsSharingOneUpstreamGETCountOneSpend() async throws {
+        let skopeo = try Skopeo.locate()
+        let image = try ImageFixture.make(.ociImage, layerSizes: [4096])
+        try await UpstreamRegistry.with(name: "hub") { hub in
+            try await skopeo.push(image, to: hub.hostPort, repository: "library/app")
+            let front = try await RegistryFront.start(backend: hub.url)
+            do {
+                try await front.rateLimit(limit: 100, window: 21600)
+                var config = GatewayConfig(healthTimeout: "20s")
+                config.registries = [.init(key: "docker.io", upstreams: [.init(name: "hub", url: front.url)])]
+                try await GatewayProcess.with(config) { gateway in
+                    front.process.kill(signal: SIGSTOP)
+                    let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                        for _ in 0..<8 {
+                            group.addTask {
+                                try await HTTPFetch.get(
+                                    "\(gateway.url)/v2/library/app/manifests/\(image.tag)", headers: [("Accept", "application/vnd.oci.image.manifest.v1+json")],
+                                    timeout: .seconds(60)).status
+                            }
+                        }
+                        try await Task.sleep(for: .seconds(1))
+                        front.process.kill(signal: SIGCONT)
+                        return try await group.reduce(into: []) { $0.append($1) }
+                    }
+                    #expect(statuses == Array(repeating: 200, count: 8))
+                    #expect(try await front.rateLimitState().used == 1)
+                    #expect(try await Self.report(gateway, by: "repository") == [Row("docker.io/library/app", pulls: 8, digests: 1, spent: ["hub": 1], saved: 7)])
+                }
+            } catch {
+                front.process.kill(signal: SIGCONT)
+                await front.stop()
+                throw error
+            }
+            await front.stop()
+        }
+    }
+
     /// `ledger.retention`: requests older than it go (a retention of seconds, so the test can
     /// wait for it).
     @Test func retentionDropsOldRequests() async throws {
