@@ -400,7 +400,10 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     /// the client's address.
     static func client(user: String?, context: Context) -> String {
         if let user { return user }
-        return (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress ?? "unknown"
+        guard let address = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress else { return "unknown" }
+        // An IPv4 client of a listener on `[::]` arrives as `::ffff:10.0.0.5`: name it as it is known.
+        if address.hasPrefix("::ffff:"), address.contains(".") { return String(address.dropFirst(7)) }
+        return address
     }
 
     // MARK: Errors
