@@ -11,7 +11,7 @@ extension GatewayConfig {
         lines.append("tls: \(tls.map { "cert \($0.certificatePath), key \($0.keyPath)" } ?? "off (plain HTTP)")")
         lines.append("auth: \(auth.map { "htpasswd \($0.htpasswdPath), realm \($0.realm), at most \($0.maxFailures) failures per client address per \(ConfigValues.format($0.failureWindow))" } ?? "off (open to every client)")")
         lines.append("limits: header \(Self.formatBytes(UInt64(limits.maxHeaderSize))), idle \(ConfigValues.format(limits.idleTimeout)), send \(ConfigValues.format(limits.sendTimeout)), \(limits.maxConcurrentFetches) concurrent fetches, \(limits.maxConnections) connections, fetches below \(Self.formatBytes(limits.minFetchRate))/s for \(ConfigValues.format(limits.fetchRateGrace)) fail over")
-        lines.append("ledger: every client manifest request kept \(ConfigValues.format(ledger.retention)) (hourly roll-ups after 2 days)")
+        lines.append("ledger: every client manifest request kept \(ConfigValues.format(ledger.retention)) (hourly roll-ups after 25h)")
         lines.append("shutdown: /readyz fails at once, connections accepted for \(ConfigValues.format(shutdown.grace)), then in-flight responses drain for at most \(ConfigValues.format(shutdown.drainTimeout))")
         for registry in registries {
             lines.append("registry \(registry.key):")

@@ -8,7 +8,7 @@ import Synchronization
 /// store (``PullLedgerStore``) for `ledger.retention`.
 ///
 /// The request path only appends to memory (one lock, no I/O, no waiting); ``run()`` writes
-/// what gathered once a second in one transaction, folds requests older than two days into
+/// what gathered once a second in one transaction, folds requests older than 25 hours into
 /// hourly roll-ups and drops what is older than the retention. A graceful stop writes the rest;
 /// `kill -9` loses at most the last second. Reports write what is pending first, so they
 /// include every request answered before them.
@@ -24,8 +24,9 @@ public final class PullLedger: Service, Sendable {
     private let pending = Mutex(Pending())
     private let retentionSetting: Mutex<Duration>
 
-    /// Requests older than this are folded into hourly roll-ups.
-    public static let rollUpAge: TimeInterval = 2 * 86_400
+    /// Requests older than this are folded into hourly roll-ups: a day and an hour, so that
+    /// reports of the last day (the status page's, `--since 24h`) count requests as they came.
+    public static let rollUpAge: TimeInterval = 25 * 3600
     /// The most requests held in memory; beyond it (the store failing for a long time) the
     /// oldest are dropped, and the next successful write logs how many.
     public static let maxPending = 100_000
@@ -90,7 +91,7 @@ public final class PullLedger: Service, Sendable {
         }
     }
 
-    /// Rolls up requests older than two days and drops what is older than the retention.
+    /// Rolls up requests older than ``rollUpAge`` and drops what is older than the retention.
     public func maintain(now: Date = Date()) async {
         let keep = retention.seconds
         do {

@@ -105,7 +105,7 @@ public struct PullTally: Sendable, Equatable {
 }
 
 /// Where the pull ledger lives: the metadata store (``SQLiteMetadataStore`` on one replica; a
-/// shared store across replicas). Requests are kept as they came for two days, then folded into
+/// shared store across replicas). Requests are kept as they came for a day, then folded into
 /// hourly roll-ups that keep what reports need (counts per repository, digest, client and
 /// upstream, and the last pull) and drop the rest (exact times, references, cache results).
 public protocol PullLedgerStore: Sendable {

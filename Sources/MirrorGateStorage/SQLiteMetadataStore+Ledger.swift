@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// The pull ledger in the metadata database: `ledger_requests` (one row per client manifest
-/// request, for two days) and `ledger_hours` (hourly roll-ups of older ones). Keys hold `''`
+/// request, for a day) and `ledger_hours` (hourly roll-ups of older ones). Keys hold `''`
 /// rather than NULL (`spent_on` of a request that spent nothing) so that roll-ups of one
 /// combination meet in one row.
 extension SQLiteMetadataStore: PullLedgerStore {

@@ -126,6 +126,24 @@ struct PullLedgerTests {
         #expect(try await ledger.report(since: .distantPast, by: .client).rows.first?.spent == ["hub": 1])
     }
 
+    @Test func maintenanceRollsUpAfterADayAndDropsWhatIsPastTheRetention() async throws {
+        let dir = try TemporaryDirectory("pull-ledger-maintain")
+        defer { dir.cleanUp() }
+        let store = try SQLiteMetadataStore(path: dir.path + "/metadata.sqlite")
+        let ledger = PullLedger(store: store, retention: .seconds(3 * 86_400), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let now = Date()
+        for age: TimeInterval in [3600, 30 * 3600, 4 * 86_400] {
+            var record = Self.record(0)
+            record.at = now.addingTimeInterval(-age)
+            ledger.record(record)
+        }
+        await ledger.flush()
+        await ledger.maintain(now: now)
+        #expect(try await ledger.report(since: .distantPast, by: .repository).rows.map(\.pulls) == [2], "the 4-day-old request is past the retention")
+        #expect(try await store.rollUpPulls(before: now.addingTimeInterval(-PullLedger.rollUpAge)) == 0, "the 30-hour-old one was rolled up")
+        #expect(try await store.rollUpPulls(before: now) == 1, "the hour-old one was not")
+    }
+
     @Test func maintenanceRunsAtATenthOfTheRetention() throws {
         let dir = try TemporaryDirectory("pull-ledger-interval")
         defer { dir.cleanUp() }
