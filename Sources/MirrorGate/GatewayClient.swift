@@ -5,8 +5,8 @@ import MirrorGateStorage
 import NIOCore
 import RegistryModel
 
-/// Talks to a running gateway for `mirrorgate status` and `mirrorgate warm`: the status
-/// document, and the pull side of the registry API on the same port. Every registry
+/// Talks to a running gateway for `mirrorgate status`, `report` and `warm`: the status and
+/// report documents, and the pull side of the registry API on the same port. Every registry
 /// request carries `?ns=<registry>` (as containerd sends it), so the gateway routes it to
 /// the image's registry whatever its `default_registry` is.
 struct GatewayClient: Sendable {
@@ -51,9 +51,19 @@ struct GatewayClient: Sendable {
 
     /// The body of `GET /_mirrorgate/status.json`.
     func statusDocument() async throws -> Data {
-        let url = baseURL + "/_mirrorgate/status.json"
-        let response = try await send(HTTPClientRequest(url: url), timeout: .seconds(15))
-        let body = try await Self.collect(response.body, limit: 16 << 20, what: "status.json")
+        try await document("/_mirrorgate/status.json", what: "status.json")
+    }
+
+    /// The body of `GET /_mirrorgate/report.json?since=…&by=…`.
+    func reportDocument(since: String, by: String) async throws -> Data {
+        let query = "since=\(since.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? since)&by=\(by)"
+        return try await document("/_mirrorgate/report.json?\(query)", what: "report.json", limit: 64 << 20)
+    }
+
+    private func document(_ path: String, what: String, limit: Int = 16 << 20) async throws -> Data {
+        let url = baseURL + path
+        let response = try await send(HTTPClientRequest(url: url), timeout: .seconds(30))
+        let body = try await Self.collect(response.body, limit: limit, what: what)
         guard response.status.code == 200 else {
             throw Failure("\(url) answered \(response.status.code) \(response.status.reasonPhrase)\(Self.errorDetail(body))")
         }

@@ -6,7 +6,7 @@ struct MirrorGateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mirrorgate",
         abstract: "A registry mirror gateway: ordered upstreams, verified content, one local cache.",
-        subcommands: [ServeCommand.self, CheckCommand.self, GCCommand.self, StatusCommand.self, WarmCommand.self],
+        subcommands: [ServeCommand.self, CheckCommand.self, GCCommand.self, StatusCommand.self, ReportCommand.self, WarmCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }

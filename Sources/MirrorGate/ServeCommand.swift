@@ -58,6 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
                 "registry": "\(registry.key)",
                 "upstreams": "\(registry.upstreams.map { "\($0.name) \($0.url)" }.joined(separator: " -> "))",
                 "users": "\(registry.users?.joined(separator: ",") ?? "all")",
+                "policy": "\(registry.policy?.summary ?? "every repository")",
             ])
             if let exposure = config.exposure(of: registry) {
                 logger.warning("registry pulls with credentials for everyone", metadata: ["registry": "\(registry.key)", "exposure": "\(exposure)"])
@@ -83,9 +84,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let service = components.service
         let readiness = Readiness()
+        let rules = AccessRules(config: config)
+        let pullLedger = PullLedger(store: components.pullLedgerStore, retention: config.ledger.retention, logger: logger)
         let responder = RegistryResponder<GatewayRequestContext>(
             service: service, namespaces: NamespaceRouter(config: config), logger: logger,
-            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil, access: RegistryAccess(config: config),
+            authenticator: authenticator, metrics: metrics, servesAdmin: config.adminListen == nil, rules: rules, ledger: pullLedger,
             servesStatus: config.auth != nil || config.adminListen == nil, readiness: readiness)
 
         let app = Application(
@@ -97,13 +100,19 @@ struct ServeCommand: AsyncParsableCommand {
             onServerRunning: ServerSetup.onServerRunning(logger: logger),
             logger: logger
         )
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = components.services.map { .init(service: $0) } + [
+        // Services stop in reverse order: the ledger, first here, writes what the last
+        // responses recorded after the listeners have drained.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pullLedger)]
+            + components.services.map { .init(service: $0) } + [
             .init(service: IdleMemoryRelease(logger: logger)),
-            .init(service: app), .init(service: ReloadService(tls: tls, authenticator: authenticator, logger: logger)),
+            .init(service: app),
+            .init(service: ReloadService(
+                tls: tls, authenticator: authenticator, configPath: options.config, config: config, rules: rules, ledger: pullLedger, logger: logger)),
         ]
         if let admin = config.adminListen {
             let adminApp = Application(
-                responder: AdminResponder<GatewayRequestContext>(service: service, metrics: metrics, readiness: readiness, logger: logger),
+                responder: AdminResponder<GatewayRequestContext>(
+                    service: service, metrics: metrics, readiness: readiness, rules: rules, ledger: pullLedger, logger: logger),
                 server: try ServerSetup.serverBuilder(
                     limits: config.limits, tls: nil,
                     connections: ConnectionGauge(limit: OpenFileLimit.adminConnections, listener: "admin_listen", logger: logger),

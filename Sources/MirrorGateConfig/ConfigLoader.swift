@@ -55,7 +55,7 @@ public struct ConfigLoader: Sendable {
     private func decode(_ root: ConfigNode) throws(ConfigError) -> GatewayConfig {
         let top = try root.mapping(allowed: [
             "listen", "admin_listen", "storage", "tags", "default_registry", "health", "registries", "log", "tls", "auth", "limits",
-            "shutdown", "metadata", "cluster",
+            "shutdown", "metadata", "cluster", "ledger",
         ])
 
         let listen = try top["listen"].map { n throws(ConfigError) in try Self.listenAddress(n) } ?? ListenAddress(host: "0.0.0.0", port: 5000)
@@ -127,7 +127,8 @@ public struct ConfigLoader: Sendable {
             health: health, registries: registries, adminListen: adminListen,
             log: try log(top["log"]), tls: try tls(top["tls"]), auth: try auth(top["auth"]), limits: try limits(top["limits"]),
             shutdown: try shutdown(top["shutdown"]), metadata: metadata,
-            cluster: try cluster(top["cluster"], metadata: metadata, listen: listen, adminListen: adminListen))
+            cluster: try cluster(top["cluster"], metadata: metadata, listen: listen, adminListen: adminListen),
+            ledger: try ledger(top["ledger"]))
     }
 
     private func shutdown(_ node: ConfigNode?) throws(ConfigError) -> ShutdownConfig {
@@ -146,7 +147,7 @@ public struct ConfigLoader: Sendable {
     }
 
     private func registry(key: String, _ node: ConfigNode, authConfigured: Bool) throws(ConfigError) -> RegistryConfig {
-        let r = try node.mapping(allowed: ["upstreams", "users"])
+        let r = try node.mapping(allowed: ["upstreams", "users", "policy"])
         let list = try r.required("upstreams")
         let items = try list.sequence()
         guard !items.isEmpty else { throw list.invalid("at least one upstream is required") }
@@ -159,7 +160,8 @@ public struct ConfigLoader: Sendable {
             upstreams.append(upstream)
         }
         let users = try r["users"].map { n throws(ConfigError) in try Self.registryUsers(n, authConfigured: authConfigured) }
-        return RegistryConfig(key: key, upstreams: upstreams, users: users)
+        let policy = try r["policy"].map { n throws(ConfigError) in try Self.repositoryPolicy(n, registry: key) }
+        return RegistryConfig(key: key, upstreams: upstreams, users: users, policy: policy)
     }
 
     private func upstream(_ node: ConfigNode) throws(ConfigError) -> UpstreamConfig {

@@ -22,6 +22,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var metadata: MetadataConfig
     /// How replicas reach each other; set exactly when ``metadata`` is shared.
     public var cluster: ClusterConfig?
+    /// The pull ledger (`ledger:`).
+    public var ledger: LedgerConfig
 
     public init(
         listen: ListenAddress,
@@ -37,7 +39,8 @@ public struct GatewayConfig: Sendable, Equatable {
         limits: LimitsConfig = LimitsConfig(),
         shutdown: ShutdownConfig = ShutdownConfig(),
         metadata: MetadataConfig = MetadataConfig(),
-        cluster: ClusterConfig? = nil
+        cluster: ClusterConfig? = nil,
+        ledger: LedgerConfig = LedgerConfig()
     ) {
         self.listen = listen
         self.storage = storage
@@ -53,6 +56,7 @@ public struct GatewayConfig: Sendable, Equatable {
         self.shutdown = shutdown
         self.metadata = metadata
         self.cluster = cluster
+        self.ledger = ledger
     }
 
     /// The registry configured under `key`.
@@ -156,10 +160,13 @@ public struct RegistryConfig: Sendable, Equatable {
     /// Inbound users allowed to pull through this registry (`users:`, needs `auth:`); nil lets
     /// every authenticated user, or every client when `auth:` is off.
     public var users: [String]?
-    public init(key: String, upstreams: [UpstreamConfig], users: [String]? = nil) {
+    /// Which repositories may be pulled (`policy:`); nil allows every one.
+    public var policy: RepositoryPolicy?
+    public init(key: String, upstreams: [UpstreamConfig], users: [String]? = nil, policy: RepositoryPolicy? = nil) {
         self.key = key
         self.upstreams = upstreams
         self.users = users
+        self.policy = policy
     }
 }
 

@@ -24,12 +24,14 @@ extension GatewayConfig {
         if let cluster {
             lines.append("cluster: peers served on \(cluster.peerListen), advertised as \(cluster.advertiseURL), token from \(cluster.peerTokenFile)")
         }
+        lines.append("ledger: every client manifest request kept \(ConfigValues.format(ledger.retention)) (hourly roll-ups after 25h)")
         lines.append("shutdown: /readyz fails at once, connections accepted for \(ConfigValues.format(shutdown.grace)), then in-flight responses drain for at most \(ConfigValues.format(shutdown.drainTimeout))")
         for registry in registries {
             lines.append("registry \(registry.key):")
             lines.append("  access: " + (registry.users.map { "\($0.joined(separator: ", ")) only (registries.\(registry.key).users)" }
                 ?? (auth == nil ? "every client (auth is off)" : "every authenticated user")))
             if let exposure = exposure(of: registry) { lines.append("  warning: " + exposure) }
+            if let policy = registry.policy { lines.append("  policy: \(policy.summary) (registries.\(registry.key).policy)") }
             for (index, upstream) in registry.upstreams.enumerated() {
                 var notes: [String] = []
                 if !upstream.prefix.isEmpty { notes.append("prefix \(upstream.prefix)") }

@@ -20,6 +20,8 @@ public struct GatewayComponents: Sendable {
     let flights: LocalFlights
     /// The pull logic the HTTP front serves.
     public let service: PullService
+    /// Where the pull ledger is kept: the metadata store.
+    public var pullLedgerStore: any PullLedgerStore { cache.pullLedger }
     private let client: UpstreamClient
     private let cache: Cache
 
@@ -29,6 +31,8 @@ public struct GatewayComponents: Sendable {
         public let blobs: any BlobStore
         public let metadata: any MetadataStore
         public let janitor: CacheJanitor
+        /// The pull ledger's store, in the same database as the rest of the metadata.
+        public let pullLedger: any PullLedgerStore
         /// The bucket's client in S3 mode, closed by ``shutdown()``.
         let s3: S3Client?
 
@@ -54,7 +58,7 @@ public struct GatewayComponents: Sendable {
             let metadata = try SQLiteMetadataStore(path: blobs.root + "/metadata.sqlite")
             let janitor = CacheJanitor(blobs: blobs, metadata: metadata, maxSize: config.storage.maxSize, logger: logger)
             try await janitor.reconcile()
-            return Cache(blobs: blobs, metadata: metadata, janitor: janitor, s3: nil)
+            return Cache(blobs: blobs, metadata: metadata, janitor: janitor, pullLedger: metadata, s3: nil)
         case .s3:
             guard let s3 = config.storage.s3 else { throw S3BlobStore.StartupError(description: "storage.s3: required when storage.backend is s3") }
             let root = URL(fileURLWithPath: config.storage.path).standardizedFileURL.path
@@ -72,7 +76,7 @@ public struct GatewayComponents: Sendable {
                 logger.info("blobs are stored in S3", metadata: [
                     "bucket": "\(s3.bucket)", "endpoint": "\(s3.endpoint)", "prefix": "\(s3.prefix)", "redirect": "\(s3.redirect)",
                 ])
-                return Cache(blobs: blobs, metadata: metadata, janitor: janitor, s3: blobs.client)
+                return Cache(blobs: blobs, metadata: metadata, janitor: janitor, pullLedger: metadata, s3: blobs.client)
             } catch {
                 try? await blobs.client.shutdown()
                 throw error

@@ -50,8 +50,12 @@ public struct AdminResponder<Context: RequestContext>: HTTPResponder {
     let metrics: MetricsExporter?
     let readiness: Readiness
     let logger: Logger
+    let rules: AccessRules
+    let ledger: PullLedger?
 
-    public init(service: PullService, metrics: MetricsExporter?, readiness: Readiness, logger: Logger) {
+    public init(service: PullService, metrics: MetricsExporter?, readiness: Readiness, rules: AccessRules, ledger: PullLedger?, logger: Logger) {
+        self.rules = rules
+        self.ledger = ledger
         self.service = service
         self.metrics = metrics
         self.readiness = readiness
@@ -64,7 +68,7 @@ public struct AdminResponder<Context: RequestContext>: HTTPResponder {
         do {
             if let admin = try await AdminEndpoints.respond(request, service: service, metrics: metrics, readiness: readiness, log: &log) {
                 response = admin
-            } else if let status = try await StatusEndpoints.respond(request, service: service, log: &log) {
+            } else if let status = try await StatusEndpoints.respond(request, service: service, rules: rules, ledger: ledger, log: &log) {
                 response = status
             } else {
                 response = RegistryResponder<Context>.errorResponse(

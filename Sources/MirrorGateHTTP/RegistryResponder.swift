@@ -24,8 +24,10 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     let servesAdmin: Bool
     /// What `/readyz` says (it fails once a graceful stop begins).
     let readiness: Readiness
-    /// Which users may pull through which registry.
-    let access: RegistryAccess
+    /// Which users may pull through which registry, and which repositories may be pulled.
+    let rules: AccessRules
+    /// The record of client manifest requests; nil keeps none.
+    let ledger: PullLedger?
     /// Whether the status page and its JSON are served here (false with `admin_listen` and no
     /// `auth`: they go to the admin listener only).
     let servesStatus: Bool
@@ -33,7 +35,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
     public init(
         service: PullService, namespaces: NamespaceRouter, logger: Logger,
         authenticator: InboundAuthenticator? = nil, metrics: MetricsExporter? = nil, servesAdmin: Bool = true,
-        access: RegistryAccess = RegistryAccess(allowed: [:]), servesStatus: Bool = true,
+        rules: AccessRules, ledger: PullLedger? = nil, servesStatus: Bool = true,
         readiness: Readiness = Readiness()
     ) {
         self.readiness = readiness
@@ -43,7 +45,8 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         self.authenticator = authenticator
         self.metrics = metrics
         self.servesAdmin = servesAdmin
-        self.access = access
+        self.rules = rules
+        self.ledger = ledger
         self.servesStatus = servesStatus
     }
 
@@ -71,13 +74,13 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         log.status = response.status.code
         response.headers[.xRequestID] = log.id
         ResponseHardening.apply(to: &response.headers)
-        return Self.logged(response, log: log, logger: logger, activity: service.activity)
+        return Self.logged(response, log: log, logger: logger, activity: service.activity, ledger: ledger)
     }
 
-    /// Defers the log line until the body has been sent, counting its bytes.
-    static func logged(_ response: Response, log: RequestLog, logger: Logger, activity: GatewayActivity) -> Response {
+    /// Defers the log line (and the ledger record) until the body has been sent, counting its bytes.
+    static func logged(_ response: Response, log: RequestLog, logger: Logger, activity: GatewayActivity, ledger: PullLedger?) -> Response {
         if response.body.contentLength == 0 {
-            log.finish(bytes: 0, aborted: nil, logger: logger, activity: activity)
+            log.finish(bytes: 0, aborted: nil, logger: logger, activity: activity, ledger: ledger)
             return response
         }
         var response = response
@@ -87,10 +90,10 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             do {
                 try await body.write(CountingWriter(base: writer, counter: counter))
             } catch {
-                log.finish(bytes: counter.total, aborted: "\(error)", logger: logger, activity: activity)
+                log.finish(bytes: counter.total, aborted: "\(error)", logger: logger, activity: activity, ledger: ledger)
                 throw error
             }
-            log.finish(bytes: counter.total, aborted: nil, logger: logger, activity: activity)
+            log.finish(bytes: counter.total, aborted: nil, logger: logger, activity: activity, ledger: ledger)
         }
         return response
     }
@@ -133,7 +136,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
 
     private func route(_ request: Request, context: Context, log: inout RequestLog) async throws -> Response {
         let rawPath = Substring(request.uri.path)
-        if servesStatus, let status = try await StatusEndpoints.respond(request, service: service, log: &log) {
+        if servesStatus, let status = try await StatusEndpoints.respond(request, service: service, rules: rules, ledger: ledger, log: &log) {
             return status
         }
         var namespace = try Self.namespaceParameter(request.uri.queryParameters["ns"])
@@ -179,13 +182,21 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         let (registry, name) = try namespaces.route(repository: path.repository, namespace: namespace)
         log.registry = registry
         log.repository = name.value
-        // Before the cache or any upstream: a denied user learns nothing, not even what is cached.
-        try access.check(user: log.user, registry: registry)
+        // Before the cache or any upstream: a denied request learns nothing, not even what is
+        // cached, by tag or by digest.
+        if let refusal = rules.refusal(user: log.user, client: Self.client(user: log.user, context: context), registry: registry, repository: name.value) {
+            log.denied = refusal.rule
+            throw refusal.error
+        }
 
         switch path.endpoint {
         case .manifest(let ref):
             let reference = try Reference(parsing: ref)
             log.reference = ref
+            if ledger != nil {
+                log.client = Self.client(user: log.user, context: context)
+                log.userAgent = request.headers[.userAgent]
+            }
             return try await manifest(request, registry: registry, name: name, reference: reference, headers: headers, log: &log)
         case .blob(let ref):
             let digest = try Digest(parsing: ref)
@@ -221,6 +232,7 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         log.skipped = manifest.skipped
         log.digest = manifest.digest.description
         log.cache = manifest.staleWarning != nil ? .stale : manifest.fetched ? .miss : manifest.revalidation.cacheResult
+        log.spend = manifest.spend
         var headers = headers
         let etag = "\"\(manifest.digest)\""
         headers[.contentType] = manifest.mediaType
@@ -274,6 +286,16 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         return host
     }
 
+    /// Who a request is from, as the ledger and the denials name it: the inbound user, else
+    /// the client's address.
+    static func client(user: String?, context: Context) -> String {
+        if let user { return user }
+        guard let address = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress else { return "unknown" }
+        // An IPv4 client of a listener on `[::]` arrives as `::ffff:10.0.0.5`: name it as it is known.
+        if address.hasPrefix("::ffff:"), address.contains(".") { return String(address.dropFirst(7)) }
+        return address
+    }
+
     // MARK: Errors
 
     /// The spec's code for a failure with no code of its own, by what was asked for.
@@ -297,6 +319,10 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
         ]
         for (name, value) in error.headers {
             if let field = HTTPField.Name(name) { headers[field] = value }
+        }
+        // A HEAD has no body: the message goes in the status line too (containerd shows only that).
+        if error.code == .denied, let field = HTTPField.Name(ReasonPhraseHandler.header) {
+            headers[field] = "Forbidden: " + ReasonPhraseHandler.phrase(error.message)
         }
         let body = ByteBuffer(string: error.envelope)
         headers[.contentLength] = String(body.readableBytes)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MirrorGateCore
+import MirrorGateStorage
 import Synchronization
 import Hummingbird
 import HTTPTypes
@@ -27,12 +28,20 @@ struct RequestLog: Sendable {
     var upstreamAtEnd: (@Sendable () -> (upstream: String?, skipped: String?))?
     var skipped: String?
     var user: String?
+    /// The rule that refused the request (403 `DENIED`).
+    var denied: String?
+    /// For the ledger (manifest requests only): the user or address, and the `User-Agent`.
+    var client: String?
+    var userAgent: String?
+    /// The upstream GET this manifest request spent, if any.
+    var spend: ManifestSpend?
     var status: Int = 0
     var error: String?
     var start: ContinuousClock.Instant = .now
 
-    /// Emits the line, the metrics and the activity record. `bytes`: body bytes sent.
-    func finish(bytes: Int, aborted: String?, logger: Logger, activity: GatewayActivity?) {
+    /// Emits the line, the metrics, the activity record and the ledger record. `bytes`: body
+    /// bytes sent.
+    func finish(bytes: Int, aborted: String?, logger: Logger, activity: GatewayActivity?, ledger: PullLedger? = nil) {
         let duration = ContinuousClock.now - start
         var metadata: Logger.Metadata = [
             "request_id": "\(id)",
@@ -51,12 +60,14 @@ struct RequestLog: Sendable {
         if let upstream { metadata["served_by"] = "\(upstream)" }
         if let skipped { metadata["skipped"] = "\(skipped)" }
         if let user { metadata["user"] = "\(user)" }
+        if let denied { metadata["denied"] = "\(denied)" }
         if let error { metadata["error"] = "\(error)" }
         if let aborted { metadata["aborted"] = "\(aborted)" }
         if registry == nil { metadata["path"] = "\(path.prefix(200))" }
         logger.info("request", metadata: metadata)
 
         GatewayMetrics.request(route: route, method: method, status: status, duration: duration)
+        if let ledger { record(in: ledger, upstream: upstream) }
         guard (200..<400).contains(status), let kind else { return }
         if let cache {
             activity?.record(kind: kind, result: cache)
@@ -97,5 +108,20 @@ extension Duration {
     var milliseconds: Int64 {
         let (s, atto) = components
         return s * 1000 + atto / 1_000_000_000_000_000
+    }
+}
+
+extension RequestLog {
+    /// A manifest answered (200, or 304 to a conditional GET) goes to the ledger: a GET with the
+    /// manifest is a pull, anything else a check. Of the requests that shared one upstream GET,
+    /// only the first to finish records its spend.
+    func record(in ledger: PullLedger, upstream: String?) {
+        guard kind == .manifest, status == 200 || status == 304, let registry, let repository, let reference, let digest else { return }
+        let servedBy = upstream.map { $0.hasPrefix("cache") ? "cache" : $0 } ?? "cache"
+        ledger.record(PullRecord(
+            at: Date(), registry: registry, repository: repository, reference: reference, digest: digest,
+            client: client ?? user ?? "unknown", clientKind: ClientKind(userAgent: userAgent),
+            isPull: method == "GET" && status == 200, cache: cache?.rawValue ?? "hit", servedBy: servedBy,
+            spentOn: spend.flatMap { $0.metered && $0.claim() ? $0.upstream : nil }))
     }
 }

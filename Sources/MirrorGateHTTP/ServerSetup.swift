@@ -21,6 +21,7 @@ public enum ServerSetup {
                 ConnectionLimitHandler(gauge: connections),
                 RequestBodyDeadlineHandler(timeout: idleTimeout),
                 ResponseDeliveryHandler(timeout: sendTimeout, logger: logger),
+                ReasonPhraseInstaller(),
             ],
             idleTimeout: idleTimeout,
             httpDecoderConfiguration: .init(

@@ -1,4 +1,5 @@
 import Foundation
+import MirrorGateConfig
 import MirrorGateCore
 import MirrorGateStorage
 
@@ -6,7 +7,36 @@ import MirrorGateStorage
 /// external assets. Every value is escaped; nothing on it is secret (credentials never reach
 /// ``GatewayStatus``).
 public enum StatusPage {
-    public static func render(_ status: GatewayStatus) -> String {
+    /// What the page shows besides ``GatewayStatus``: the last day of the pull ledger, and the
+    /// repository policies with their denials.
+    public struct Extras: Sendable {
+        public struct Pulls: Sendable {
+            public var repositories: PullReport
+            public var clients: PullReport
+            public var upstreams: PullReport
+            public init(repositories: PullReport, clients: PullReport, upstreams: PullReport) {
+                self.repositories = repositories
+                self.clients = clients
+                self.upstreams = upstreams
+            }
+        }
+
+        /// nil without a ledger, or when it could not be read.
+        public var pulls: Pulls?
+        public var policies: [String: RepositoryPolicy]
+        public var denialCounts: [String: Int]
+        /// Newest first.
+        public var recentDenials: [PolicyDenials.Denial]
+
+        public init(pulls: Pulls? = nil, policies: [String: RepositoryPolicy] = [:], denialCounts: [String: Int] = [:], recentDenials: [PolicyDenials.Denial] = []) {
+            self.pulls = pulls
+            self.policies = policies
+            self.denialCounts = denialCounts
+            self.recentDenials = recentDenials
+        }
+    }
+
+    public static func render(_ status: GatewayStatus, extras: Extras = Extras()) -> String {
         var html = """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8">
@@ -15,7 +45,7 @@ public enum StatusPage {
         <title>MirrorGate status</title>
         <style>
         body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5rem;color:#1d2329;background:#fafbfc}
-        h1{font-size:1.4rem;margin:0 0 .2rem} h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
+        h1{font-size:1.4rem;margin:0 0 .2rem} h2{font-size:1.1rem;margin:1.6rem 0 .5rem} h3{font-size:1rem;margin:1rem 0 .4rem}
         .muted{color:#66707a} table{border-collapse:collapse;width:100%;background:#fff;margin-bottom:.6rem}
         th,td{border:1px solid #dde2e6;padding:.35rem .55rem;text-align:left;vertical-align:top}
         th{background:#f0f3f5;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -23,12 +53,17 @@ public enum StatusPage {
         .gauge{display:inline-block;width:9rem;height:.7rem;background:#e6eaee;border-radius:.35rem;overflow:hidden;vertical-align:middle;margin-right:.4rem}
         .gauge>span{display:block;height:100%;background:#2f7ed8} .gauge.low>span{background:#c0262d}
         code{font-size:.92em}
+        .chart td{border:none;padding:.15rem .55rem} .chart th{background:none;border:none;width:12rem;text-align:right}
+        .bar{display:inline-block;height:.8rem;vertical-align:middle;margin-right:.4rem;border-radius:.2rem;min-width:1px}
+        .bar.spent{background:#c0262d} .bar.saved{background:#17803d}
         </style></head><body>
         <h1>MirrorGate</h1>
         <p class="muted">Generated \(esc(time(status.generatedAt))) · up since \(esc(time(status.startedAt))) · refreshes every 15 s · <a href="/_mirrorgate/status.json">status.json</a></p>
 
         """
         html += cacheSection(status)
+        html += pullsSection(extras.pulls, generatedAt: status.generatedAt)
+        html += policySection(extras, registries: status.registries.map(\.registry))
         for registry in status.registries {
             html += "<h2>Registry <code>\(esc(registry.registry))</code></h2>\n"
             html += "<table><thead><tr><th>#</th><th>Upstream</th><th>Health</th><th>Circuit</th><th>Budget</th><th>Resets</th><th>Last error</th></tr></thead><tbody>\n"

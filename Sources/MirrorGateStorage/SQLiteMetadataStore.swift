@@ -5,7 +5,7 @@ import RegistryModel
 /// ``MetadataStore`` in a SQLite database in WAL mode (through GRDB), which survives
 /// `kill -9` at any instant: every save is one committed transaction.
 public final class SQLiteMetadataStore: MetadataStore {
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens or creates the database at `path` and migrates its schema.
     public init(path: String) throws {
@@ -77,6 +77,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                 CREATE INDEX objects_eviction ON objects((media_type IS NOT NULL), last_access);
                 """)
         }
+        migrator.registerMigration("v4-ledger") { db in try db.execute(sql: Self.ledgerSchema) }
         return migrator
     }
 
@@ -305,7 +306,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    private func wrap<T>(_ body: () async throws -> T) async throws -> T {
+    func wrap<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as StorageError {

@@ -84,6 +84,6 @@ extension PullService {
         }
         await store(manifest: bytes, digest: digest, mediaType: mediaType)
         await links.link(digest, registry: registry, repository: name.value)
-        return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, fetched: true)
+        return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, fetched: true, spend: walk.spend)
     }
 }

@@ -26,6 +26,8 @@ public final class PullService: Sendable {
         public var fetched = false
         /// How a tag answer from the cache was revalidated.
         public var revalidation: Revalidation = .none
+        /// The upstream GET that fetched these bytes for this request, when it spent a pull.
+        public var spend: ManifestSpend?
     }
 
     /// How a tag answer served from the cache relates to its revalidation.
@@ -130,6 +132,7 @@ public final class PullService: Sendable {
             }
             var resolved = try await manifestByDigest(registry: registry, name: name, digest: child)
             resolved.staleWarning = manifest.staleWarning
+            resolved.spend = resolved.spend ?? manifest.spend
             return resolved
         }
     }
@@ -298,7 +301,9 @@ public final class PullService: Sendable {
             guard let (bytes, mediaType) = fetched else { continue }
             await store(manifest: bytes, digest: digest, mediaType: mediaType)
             await links.link(digest, registry: registry, repository: name.value)
-            return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, skipped: walk.note, fetched: true)
+            return Manifest(
+                digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: upstream.name, skipped: walk.note, fetched: true,
+                spend: get.spend)
         }
         let error = walk.clientError(notFound: RegistryError(.manifestUnknown, "manifest unknown: \(name)@\(digest)"))
         if error.status == 404 { links.rememberAbsent(digest, registry: registry, repository: name.value) }

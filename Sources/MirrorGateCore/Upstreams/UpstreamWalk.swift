@@ -39,6 +39,8 @@ struct UpstreamWalk: Sendable {
     /// The reservation of the upstream last admitted, until its request is sent.
     private var hold: BudgetHold?
     private(set) var attempts = UpstreamAttempts()
+    /// The last manifest GET this walk sent that the upstream counted (a 2xx on a held budget).
+    private(set) var spend: ManifestSpend?
 
     init(pool: UpstreamPool, candidates: [Upstream], ask: UpstreamAsk, repository: RepositoryName, excluding: Set<Upstream.ID> = []) {
         self.pool = pool
@@ -164,8 +166,12 @@ struct UpstreamWalk: Sendable {
         let now = Date()
         let answer = BudgetAnswer(status: response.status, headers: response.headers, now: now)
         if let held {
-            if (200..<300).contains(response.status) { GatewayMetrics.manifestSpend(upstream) }
+            let spent = (200..<300).contains(response.status)
+            if spent { GatewayMetrics.manifestSpend(upstream) }
             await pool.ledger.settle(held, answer: answer, now: now)
+            if spent {
+                spend = ManifestSpend(upstream: upstream.name, metered: await pool.budgetStatus(upstream, now: now)?.limit != nil)
+            }
         } else if let key = pool.budgetKey(upstream), ask.isManifest || response.status == 429 {
             await pool.ledger.observe(key, answer: answer, manifestGET: false, now: now)
         }

@@ -47,12 +47,15 @@ public struct GatewayConfig: Sendable, Hashable {
         public var upstreams: [Upstream]
         /// `users:`, the inbound users allowed to pull through it (needs `auth:`).
         public var users: [String]?
+        /// `policy:` as flow YAML, rendered verbatim (`{allow: ["library/*"]}`).
+        public var policy: String?
 
         /// Creates an entry.
-        public init(key: String, upstreams: [Upstream], users: [String]? = nil) {
+        public init(key: String, upstreams: [Upstream], users: [String]? = nil, policy: String? = nil) {
             self.key = key
             self.upstreams = upstreams
             self.users = users
+            self.policy = policy
         }
     }
 
@@ -166,6 +169,7 @@ public struct GatewayConfig: Sendable, Hashable {
             for registry in registries {
                 lines.append("  \(Self.quoted(registry.key)):")
                 if let users = registry.users { lines.append("    users: [\(users.map(Self.quoted).joined(separator: ", "))]") }
+                if let policy = registry.policy { lines.append("    policy: \(policy)") }
                 lines.append("    upstreams:")
                 for upstream in registry.upstreams {
                     lines.append("      - name: \(Self.quoted(upstream.name))")

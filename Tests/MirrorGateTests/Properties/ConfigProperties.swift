@@ -104,11 +104,11 @@ struct ConfigProperties {
         })
     }
 
-    static let topKeys = ["listen", "storage", "tags", "default_registry", "health", "registries", "admin_listen", "log", "tls", "auth", "limits"]
+    static let topKeys = ["listen", "storage", "tags", "default_registry", "health", "registries", "admin_listen", "log", "tls", "auth", "limits", "ledger"]
     static let innerKeys = [
         "path", "max_size", "ttl", "serve_stale", "interval", "timeout", "failure_threshold", "upstreams", "name", "url", "prefix",
         "username", "password", "password_file", "budget", "pulls", "window", "resolve", "skip_tls_verify", "auth_hosts",
-        "docker.io", "ghcr.io", "localhost:5000", "registry.local:0", "[::1]:5000",
+        "docker.io", "ghcr.io", "localhost:5000", "registry.local:0", "[::1]:5000", "policy", "allow", "deny", "retention",
     ]
     static let scalars = [
         "0.0.0.0:5000", "[::]:5000", ":5000", "127.0.0.1:65536", "0.0.0.0:-1", "0.0.0.0:+80", "./data", "", "50GiB", "1MiB", "1KiB",
@@ -116,7 +116,7 @@ struct ConfigProperties {
         "maybe", "3", "-1", "1001", "https://mirror.gcr.io", "http://127.0.0.1:5000/v2/", "https://user:pw@host", "ftp://x",
         "https://[::1]:99999", "https://h/?q", "http://", "library", "a..b", "a/../b", "/abs/", "${USER}", "${TOKEN}", "${UNSET}",
         "${", "${bad name}", "$$", "$${USER}", "${WEIRD}", "/run/secrets/hub", "/run/secrets/empty", "/nonexistent", "docker.io",
-        "gcr-mirror", "name with spaces", "~", "null", "&anchor x", "*anchor", "!!binary aGk=", "%TAG", "{", "[", "\"", "'",
+        "gcr-mirror", "name with spaces", "library/*", "**", "a/**/b", "**x", "Library/x", "a//b", "~", "null", "&anchor x", "*anchor", "!!binary aGk=", "%TAG", "{", "[", "\"", "'",
     ]
 
     /// A random YAML value, `depth` levels deep at most, written in block or flow style.
@@ -188,7 +188,9 @@ struct ConfigProperties {
         if HostileInput.int(&rng, 0...5) > 0 {
             var registries = "registries:"
             for host in ["docker.io", "ghcr.io", "localhost:5000"].prefix(HostileInput.int(&rng, 1...3)) {
-                registries += "\n  \(host):\n    upstreams:"
+                registries += "\n  \(host):"
+                if HostileInput.int(&rng, 0...3) == 0 { registries += "\n    policy:" + value(&rng, depth: 2, indent: 6) }
+                registries += "\n    upstreams:"
                 for _ in 0..<HostileInput.int(&rng, 1...2) {
                     registries += "\n      - url:" + (HostileInput.int(&rng, 0...2) == 0 ? " " + scalar(&rng) : " https://mirror.gcr.io")
                     for key in ["name", "prefix", "username", "password", "password_file", "budget", "resolve", "skip_tls_verify", "auth_hosts"]
