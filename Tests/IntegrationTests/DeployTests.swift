@@ -135,20 +135,73 @@ struct DeployTests {
 
     // MARK: - The configurations in deploy/
 
-    /// The Kubernetes manifests, by file name (`kustomization.yaml` excluded).
-    static func manifests() throws -> [String: [Node]] {
+    /// The Kubernetes manifests of a variant (`deploy/k8s` unless named), by file name
+    /// (`kustomization.yaml` excluded).
+    static func manifests(in directory: URL = k8sDirectory) throws -> [String: [Node]] {
         var result: [String: [Node]] = [:]
-        for name in try FileManager.default.contentsOfDirectory(atPath: k8sDirectory.path)
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path)
         where (name.hasSuffix(".yaml") || name.hasSuffix(".yml")) && name != "kustomization.yaml" {
-            result[name] = try yamlDocuments(text(k8sDirectory.appendingPathComponent(name)))
+            result[name] = try yamlDocuments(text(directory.appendingPathComponent(name)))
         }
         return result
     }
 
     static func manifest(kind: String, in manifests: [String: [Node]]) throws -> Node {
         let found = manifests.values.flatMap { $0 }.filter { $0["kind"]?.string == kind }
-        guard found.count == 1 else { throw ManagedProcess.Failure("expected one \(kind) in deploy/k8s, found \(found.count)") }
+        guard found.count == 1 else { throw ManagedProcess.Failure("expected one \(kind), found \(found.count)") }
         return found[0]
+    }
+
+    /// Every object of `kind`, by `metadata.name`.
+    static func objects(kind: String, in manifests: [String: [Node]]) -> [String: Node] {
+        var found: [String: Node] = [:]
+        for document in manifests.values.flatMap({ $0 }) where document["kind"]?.string == kind {
+            if let name = document["metadata"]?["name"]?.string { found[name] = document }
+        }
+        return found
+    }
+
+    /// The ConfigMap's `gateway.yaml` made runnable outside the cluster, as the pod would see it:
+    /// each item of every Secret volume written to `<scratch><mountPath>/<path>` (and the
+    /// configuration pointed there), and the container's environment resolved from the Secrets
+    /// and literal values; `fieldRef` variables get `fieldValues[fieldPath]`.
+    static func configMapAsThePodSeesIt(
+        _ manifests: [String: [Node]], scratch: TemporaryDirectory, fieldValues: [String: String] = [:]
+    ) throws -> (config: URL, environment: [String: String]) {
+        var text = try configMapGatewayYAML(manifests)
+        let deployment = try manifest(kind: "Deployment", in: manifests)
+        let container = try container(deployment)
+        let secrets = objects(kind: "Secret", in: manifests).mapValues { $0["stringData"]?.mapping ?? [:] }
+        var environment: [String: String] = [:]
+        for variable in container["env"]?.sequence ?? [] {
+            guard let name = variable["name"]?.string else { continue }
+            if let ref = variable["valueFrom"]?["secretKeyRef"], let secret = ref["name"]?.string, let key = ref["key"]?.string {
+                environment[name] = secrets[secret]?[key]?.string
+            } else if let path = variable["valueFrom"]?["fieldRef"]?["fieldPath"]?.string {
+                environment[name] = fieldValues[path]
+            } else if let value = variable["value"]?.string {
+                environment[name] = value
+            }
+        }
+        var mounts: [String: String] = [:]
+        for mount in container["volumeMounts"]?.sequence ?? [] {
+            if let name = mount["name"]?.string, let path = mount["mountPath"]?.string { mounts[name] = path }
+        }
+        for volume in deployment["spec"]?["template"]?["spec"]?["volumes"]?.sequence ?? [] {
+            guard let source = volume["secret"], let name = volume["name"]?.string, let mountPath = mounts[name] else { continue }
+            let values = secrets[source["secretName"]?.string ?? ""] ?? [:]
+            let directory = scratch.url.appendingPathComponent(String(mountPath.dropFirst()), isDirectory: true)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            for item in source["items"]?.sequence ?? [] {
+                guard let key = item["key"]?.string, let path = item["path"]?.string, let value = values[key]?.string else { continue }
+                try value.write(to: directory.appendingPathComponent(path), atomically: true, encoding: .utf8)
+            }
+            #expect(text.contains(mountPath + "/"), "the ConfigMap's configuration does not read from the Secret mounted at \(mountPath)")
+            text = text.replacingOccurrences(of: mountPath + "/", with: directory.path + "/")
+        }
+        let url = scratch.appending("configmap-gateway.yaml")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return (url, environment)
     }
 
     /// The `gateway.yaml` text the ConfigMap carries.
@@ -424,38 +477,7 @@ struct DeployTests {
             checked.append(file)
         }
 
-        let manifests = try Self.manifests()
-        var text = try Self.configMapGatewayYAML(manifests)
-        let deployment = try Self.manifest(kind: "Deployment", in: manifests)
-        let container = try Self.container(deployment)
-        let secret = try Self.manifest(kind: "Secret", in: manifests)
-        let secretValues = secret["stringData"]?.mapping ?? [:]
-        var environment: [String: String] = [:]
-        for variable in container["env"]?.sequence ?? [] {
-            if let name = variable["name"]?.string, let key = variable["valueFrom"]?["secretKeyRef"]?["key"]?.string {
-                environment[name] = secretValues[key]?.string
-            } else if let name = variable["name"]?.string, let value = variable["value"]?.string {
-                environment[name] = value
-            }
-        }
-        // Secret volumes: write each item to <scratch><mountPath>/<path>, and point the config there.
-        var secretMounts: [String: String] = [:]
-        for mount in container["volumeMounts"]?.sequence ?? [] {
-            if let name = mount["name"]?.string, let path = mount["mountPath"]?.string { secretMounts[name] = path }
-        }
-        for volume in deployment["spec"]?["template"]?["spec"]?["volumes"]?.sequence ?? [] {
-            guard let source = volume["secret"], let name = volume["name"]?.string, let mountPath = secretMounts[name] else { continue }
-            let directory = scratch.url.appendingPathComponent(String(mountPath.dropFirst()), isDirectory: true)
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            for item in source["items"]?.sequence ?? [] {
-                guard let key = item["key"]?.string, let path = item["path"]?.string, let value = secretValues[key]?.string else { continue }
-                try value.write(to: directory.appendingPathComponent(path), atomically: true, encoding: .utf8)
-            }
-            #expect(text.contains(mountPath + "/"), "the ConfigMap's configuration does not read from the Secret mounted at \(mountPath)")
-            text = text.replacingOccurrences(of: mountPath + "/", with: directory.path + "/")
-        }
-        let configURL = scratch.appending("configmap-gateway.yaml")
-        try text.write(to: configURL, atomically: true, encoding: .utf8)
+        let (configURL, environment) = try Self.configMapAsThePodSeesIt(try Self.manifests(), scratch: scratch)
         let result = try await ManagedProcess.run(binary, arguments: ["check", "--config", configURL.path], environment: environment, timeout: .seconds(60))
         #expect(result.succeeded, "mirrorgate check on the ConfigMap's gateway.yaml:\n\(result.stderr)")
         #expect(result.stdoutText.contains("hub-authenticated"), "\(result.stdoutText)")
