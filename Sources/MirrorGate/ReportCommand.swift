@@ -47,39 +47,11 @@ struct ReportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client: GatewayClient
-        do {
-            client = try GatewayClient(baseURL: url)
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode(1)
-        }
-        let fetched: Result<Data, any Error>
-        do {
-            fetched = .success(try await client.reportDocument(since: since, by: by.rawValue))
-        } catch {
-            fetched = .failure(error)
-        }
-        await client.shutdown()
-        let document: Data
-        switch fetched {
-        case .success(let data): document = data
-        case .failure(let error):
-            printError("error: \(error)")
-            throw ExitCode(1)
-        }
-        if json {
-            let text = String(decoding: document, as: UTF8.self)
-            Terminal.standardOutput.write(text.hasSuffix("\n") ? text : text + "\n")
-            return
-        }
-        let report: PullReport
-        do {
-            report = try PullReport.decoder.decode(PullReport.self, from: document)
-        } catch {
-            printError("error: \(url)/_mirrorgate/report.json is not a MirrorGate report: \(error)")
-            throw ExitCode(1)
-        }
+        guard let report = try await GatewayClient.commandDocument(
+            url: url, json: json, path: "/_mirrorgate/report.json", kind: "a MirrorGate report",
+            fetch: { try await $0.reportDocument(since: since, by: by.rawValue) },
+            decode: { try PullReport.decoder.decode(PullReport.self, from: $0) })
+        else { return }
         let terminal = Terminal.standardOutput
         terminal.write(csv ? ReportTable.csv(report) : ReportTable(report: report, source: url, window: since, terminal: terminal).render())
     }

@@ -23,40 +23,11 @@ struct StatusCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let client: GatewayClient
-        do {
-            client = try GatewayClient(baseURL: url)
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode(1)
-        }
-        let fetched: Result<Data, any Error>
-        do {
-            fetched = .success(try await client.statusDocument())
-        } catch {
-            fetched = .failure(error)
-        }
-        await client.shutdown()
-        let document: Data
-        switch fetched {
-        case .success(let data):
-            document = data
-        case .failure(let error):
-            printError("error: \(error)")
-            throw ExitCode(1)
-        }
-        if json {
-            let text = String(decoding: document, as: UTF8.self)
-            Terminal.standardOutput.write(text.hasSuffix("\n") ? text : text + "\n")
-            return
-        }
-        let status: GatewayStatus
-        do {
-            status = try GatewayStatus.decoder.decode(GatewayStatus.self, from: document)
-        } catch {
-            printError("error: \(url)/_mirrorgate/status.json is not a MirrorGate status document: \(error)")
-            throw ExitCode(1)
-        }
+        guard let status = try await GatewayClient.commandDocument(
+            url: url, json: json, path: "/_mirrorgate/status.json", kind: "a MirrorGate status document",
+            fetch: { try await $0.statusDocument() },
+            decode: { try GatewayStatus.decoder.decode(GatewayStatus.self, from: $0) })
+        else { return }
         let terminal = Terminal.standardOutput
         terminal.write(StatusTable(status: status, source: url, terminal: terminal).render())
     }

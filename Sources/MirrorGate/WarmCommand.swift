@@ -39,13 +39,7 @@ struct WarmCommand: AsyncParsableCommand {
 
     func run() async throws {
         let terminal = Terminal.standardOutput
-        let client: GatewayClient
-        do {
-            client = try GatewayClient(baseURL: url)
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode(1)
-        }
+        let client = try GatewayClient.forCommand(url: url)
         let selected = try platform.map { try ImagePlatform(parsing: $0) }
         let warmer = ImageWarmer(client: client, platform: selected, concurrency: concurrency)
         let started = ContinuousClock.now
