@@ -63,6 +63,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        /// Reading an AsyncHTTPClient response body under a watchdog (stall timeout, minimum
+        /// rate, length checks) with back-pressure: shared by the upstream and S3 clients.
+        .target(
+            name: "MirrorGateBodyGuard",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         /// S3 as blob storage: a small client (SigV4 signing, object GET/HEAD/PUT/DELETE, list,
         /// multipart upload and presigned GET URLs over AsyncHTTPClient) and the `BlobStore` on it.
         /// Hand-written because no Swift S3 library (Soto, the AWS SDK) is available to this project.
@@ -71,6 +81,7 @@ let package = Package(
             dependencies: [
                 "RegistryModel",
                 "MirrorGateStorage",
+                "MirrorGateBodyGuard",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -103,6 +114,7 @@ let package = Package(
             dependencies: [
                 "RegistryModel",
                 "MirrorGateConfig",
+                "MirrorGateBodyGuard",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -196,6 +208,7 @@ let package = Package(
                 "MirrorGateUpstream",
                 "MirrorGateLogging",
                 "MirrorGateS3",
+                "MirrorGateBodyGuard",
                 "MirrorGatePostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
