@@ -97,18 +97,6 @@ extension S3Client {
         return try S3MultipartUploadListing(xml: root, keyPrefix: configuration.prefix)
     }
 
-    /// Stores the first `size` bytes of a local file under `key`, as
-    /// ``upload(size:to:sha256:ifNoneMatch:contentType:partSize:reading:)`` does, each body
-    /// streamed from the file by offset (``S3FileRegion``).
-    public func uploadFile(
-        at path: String, size: Int64, to key: String, sha256: String? = nil, ifNoneMatch: Bool = false,
-        contentType: String? = nil, partSize: Int64 = 16 * 1024 * 1024, threadPool: NIOThreadPool = .singleton
-    ) async throws(S3Error) -> S3PutOutcome {
-        try await upload(size: size, to: key, sha256: sha256, ifNoneMatch: ifNoneMatch, contentType: contentType, partSize: partSize) {
-            S3FileRegion(path: path, offset: $0, length: $1, threadPool: threadPool)
-        }
-    }
-
     /// Stores `size` bytes that `reading(offset, length)` streams on demand (the spool file of a
     /// verified blob): one PUT up to `partSize`, otherwise a multipart upload in parts of
     /// `partSize` (raised if needed to stay within 10,000 parts), each part's body asked for
