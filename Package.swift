@@ -9,9 +9,12 @@ let swiftSettings: [SwiftSetting] = [
 let package = Package(
     name: "MirrorGate",
     // Linux is the supported platform: CI and every test run there (Debian 12). macOS is
-    // declared so the package resolves for development there; the system calls it makes are
-    // kept in MirrorGateStorage's Syscalls.swift (and the executable's process limits) with
-    // Darwin branches, but a macOS build is not tested.
+    // declared so the package resolves for development there, but a macOS build is not
+    // tested. Cache file I/O is MirrorGateStorage's alone (Syscalls.swift); the other
+    // system calls, each with a Darwin branch, are process-level: the open-file limit, the
+    // allocator's tuning and accept back-off (MirrorGateHTTP), address parsing (Upstream's
+    // outbound checks, Config's host validation), errno text (S3), one write(2) per log line
+    // (Logging) and the terminal's width (the executable).
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "mirrorgate", targets: ["MirrorGate"]),
