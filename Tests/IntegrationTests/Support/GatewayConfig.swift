@@ -1,4 +1,5 @@
 import Foundation
+import Yams
 
 /// Parameters of a MirrorGate `gateway.yaml`, rendered by ``render()``.
 ///
@@ -138,57 +139,74 @@ public struct GatewayConfig: Sendable, Hashable {
         }
     }
 
-    /// The YAML text. `listenPort` 0 and `storagePath` nil are rendered as given
-    /// (`GatewayProcess` fills them in before rendering).
+    /// The YAML text, emitted by Yams (libyaml) from a node tree, as a YAML library would
+    /// write it, not pasted together: the raw snippets (``Upstream/extra``, ``storageLines``,
+    /// ``Registry/policy``, ``extraYAML``) are parsed and merged in, so a malformed one fails
+    /// here. `listenPort` 0 and `storagePath` nil are rendered as given (`GatewayProcess` fills
+    /// them in before rendering).
     public func render() -> String {
-        var lines = [
-            "listen: 127.0.0.1:\(listenPort)",
-            "storage:",
-            "  path: \(Self.quoted(storagePath ?? "./data"))",
-            "  max_size: \(maxSize)",
-        ] + (maxBlobSize.map { ["  max_blob_size: \($0)"] } ?? []) + storageLines.map { "  " + $0 } + [
-            "tags:",
-            "  ttl: \(tagTTL)",
-        ] + (refreshAfter.map { ["  refresh_after: \($0)"] } ?? []) + [
-            "  serve_stale: \(serveStale)",
-            "default_registry: \(Self.quoted(defaultRegistry))",
-            "health:",
-            "  interval: \(healthInterval)",
-            "  timeout: \(healthTimeout)",
-            "  failure_threshold: \(failureThreshold)",
-        ]
-        if shutdownGrace != nil || drainTimeout != nil {
-            lines.append("shutdown:")
-            if let shutdownGrace { lines.append("  grace: \(shutdownGrace)") }
-            if let drainTimeout { lines.append("  drain_timeout: \(drainTimeout)") }
+        do {
+            return try Yams.serialize(node: try node())
+        } catch {
+            preconditionFailure("GatewayConfig does not render as YAML: \(error)")
         }
-        if registries.isEmpty {
-            lines.append("registries: {}")
-        } else {
-            lines.append("registries:")
-            for registry in registries {
-                lines.append("  \(Self.quoted(registry.key)):")
-                if let users = registry.users { lines.append("    users: [\(users.map(Self.quoted).joined(separator: ", "))]") }
-                if let policy = registry.policy { lines.append("    policy: \(policy)") }
-                lines.append("    upstreams:")
-                for upstream in registry.upstreams {
-                    lines.append("      - name: \(Self.quoted(upstream.name))")
-                    lines.append("        url: \(Self.quoted(upstream.url))")
-                    for line in upstream.extra { lines.append("        \(line)") }
-                }
-            }
-        }
-        var text = lines.joined(separator: "\n") + "\n"
-        if !extraYAML.isEmpty { text += extraYAML.hasSuffix("\n") ? extraYAML : extraYAML + "\n" }
-        return text
     }
 
-    /// Leaves plain scalars alone and double-quotes anything YAML might misread.
-    private static func quoted(_ value: String) -> String {
-        let plain = value.allSatisfy { $0.isLetter || $0.isNumber || "._-/:".contains($0) }
-            && !value.isEmpty && !value.hasPrefix("-") && !value.contains(": ")
-        if plain { return value }
-        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        return "\"\(escaped)\""
+    private func node() throws -> Node {
+        var storage: [(String, Node)] = [("path", Node(storagePath ?? "./data")), ("max_size", Node(maxSize))]
+        if let maxBlobSize { storage.append(("max_blob_size", Node(maxBlobSize))) }
+        storage += try Self.pairs(storageLines.joined(separator: "\n"))
+        var tags: [(String, Node)] = [("ttl", Node(tagTTL))]
+        if let refreshAfter { tags.append(("refresh_after", Node(refreshAfter))) }
+        tags.append(("serve_stale", Node(serveStale ? "true" : "false", Tag(.bool))))
+        var top: [(String, Node)] = [
+            ("listen", Node("127.0.0.1:\(listenPort)")),
+            ("storage", Self.mapping(storage)),
+            ("tags", Self.mapping(tags)),
+            ("default_registry", Node(defaultRegistry)),
+            ("health", Self.mapping([
+                ("interval", Node(healthInterval)), ("timeout", Node(healthTimeout)),
+                ("failure_threshold", Node(String(failureThreshold), Tag(.int))),
+            ])),
+        ]
+        var shutdown: [(String, Node)] = []
+        if let shutdownGrace { shutdown.append(("grace", Node(shutdownGrace))) }
+        if let drainTimeout { shutdown.append(("drain_timeout", Node(drainTimeout))) }
+        if !shutdown.isEmpty { top.append(("shutdown", Self.mapping(shutdown))) }
+        var entries: [(String, Node)] = []
+        for registry in registries {
+            var entry: [(String, Node)] = []
+            if let users = registry.users { entry.append(("users", Node(users.map { Node($0) }))) }
+            if let policy = registry.policy { entry.append(("policy", try Self.parse(policy))) }
+            let upstreams = try registry.upstreams.map { upstream in
+                Self.mapping([("name", Node(upstream.name)), ("url", Node(upstream.url))] + (try Self.pairs(upstream.extra.joined(separator: "\n"))))
+            }
+            entry.append(("upstreams", Node(upstreams)))
+            entries.append((registry.key, Self.mapping(entry)))
+        }
+        top.append(("registries", Self.mapping(entries)))
+        top += try Self.pairs(extraYAML)
+        return Self.mapping(top)
+    }
+
+    private static func mapping(_ pairs: [(String, Node)]) -> Node {
+        Node(pairs.map { (Node($0.0), $0.1) })
+    }
+
+    private static func parse(_ yaml: String) throws -> Node {
+        guard let node = try Yams.compose(yaml: yaml) else { throw ConfigRenderError(yaml: yaml) }
+        return node
+    }
+
+    /// The key/value pairs of a YAML mapping snippet, in order (none for an empty one).
+    private static func pairs(_ yaml: String) throws -> [(String, Node)] {
+        guard !yaml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return [] }
+        guard let mapping = try parse(yaml).mapping else { throw ConfigRenderError(yaml: yaml) }
+        return mapping.map { ($0.key.string ?? "", $0.value) }
+    }
+
+    private struct ConfigRenderError: Error, CustomStringConvertible {
+        let yaml: String
+        var description: String { "not a YAML mapping: \(yaml)" }
     }
 }
