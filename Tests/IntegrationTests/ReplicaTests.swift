@@ -163,7 +163,7 @@ struct ReplicaTests {
     // MARK: - Losing the database
 
     /// PostgreSQL stops: the cached blob and the tag this replica resolved still serve with no
-    /// upstream request, a manifest that needs a spend is 429 with Retry-After (never an
+    /// upstream request, a cached manifest by digest serves on the other replica too, a manifest that needs a spend is 429 with Retry-After (never an
     /// upstream GET), `/readyz` and the log say the database is down; when PostgreSQL comes
     /// back (same data, same port) the replica recovers by itself and spends again.
     @Test func losingTheDatabaseServesTheCacheAndRecovers() async throws {
@@ -181,6 +181,11 @@ struct ReplicaTests {
                 upstream.clearRequests()
                 // Known content serves (the first metadata call may wait out its deadline).
                 try await Self.pull(a, "library/known", known)
+                // B never served it: by digest, the stored file answers (the index cannot).
+                let b = set.replicas[1]
+                let byDigest = try await Self.manifest(b, "library/known", known.topDigest, known)
+                #expect(byDigest.status == 200, "\(byDigest.status) \(byDigest.text)")
+                #expect(byDigest.header("Docker-Content-Digest") == known.topDigest)
                 #expect(upstream.requests().filter { $0.method == "GET" }.isEmpty, "\(upstream.requests().map(\.description))")
 
                 let needsSpend = try await Self.manifest(a, "library/fresh", "v1", fresh)
