@@ -273,6 +273,15 @@ struct ReplicaTests {
                     let data = try Data(contentsOf: blobs.appendingPathComponent(shard).appendingPathComponent(String(digest.dropFirst(7))))
                     #expect(Self.sha256(data) == digest)
                 }
+                // `mirrorgate gc` next to the running replicas works on the shared database and
+                // leaves their spools alone.
+                let spools = set.replicas[0].storagePath.appendingPathComponent("tmp/replicas")
+                let spoolsBefore = try FileManager.default.contentsOfDirectory(atPath: spools.path)
+                let gc = try await MirrorGateCLI.run(["gc", "--config", set.replicas[1].configURL.path])
+                #expect(gc.succeeded, "\(MirrorGateCLI.output(gc))")
+                #expect(gc.stdoutText.hasPrefix("freed 0 bytes"), "\(gc.stdoutText)")
+                #expect(Set(try FileManager.default.contentsOfDirectory(atPath: spools.path)).isSuperset(of: spoolsBefore))
+                #expect(try await rows() == files())
             }
         }
     }
