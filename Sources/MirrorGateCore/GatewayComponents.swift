@@ -49,7 +49,7 @@ public struct GatewayComponents: Sendable {
         /// Closes the store's connections (the S3 client's pool, the database's), giving up
         /// what this replica holds in the database first.
         public func shutdown() async throws {
-            await shared?.close(logger: Logger(label: "mirrorgate"))
+            await shared?.close()
             try await s3?.shutdown()
         }
     }
@@ -72,7 +72,7 @@ public struct GatewayComponents: Sendable {
         do {
             return try await openCache(config, shared: shared, logger: logger, reconcileNow: reconcileNow)
         } catch {
-            await shared?.close(logger: logger)
+            await shared?.close()
             throw error
         }
     }

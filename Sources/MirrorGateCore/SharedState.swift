@@ -76,7 +76,7 @@ public struct SharedState: Sendable {
 
     /// Gives up what this replica holds (janitor leadership, fetch leases), so the others take
     /// over at once instead of after a TTL, then stops the pool.
-    func close(logger: Logger) async {
+    func close() async {
         await leadership.resign()
         if let held = try? await leases.leases(heldBy: owner.id) {
             for lease in held { try? await leases.release(lease) }
