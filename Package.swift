@@ -135,6 +135,7 @@ let package = Package(
                 "MirrorGateConfig",
                 "MirrorGateStorage",
                 "MirrorGateS3",
+                "MirrorGatePostgres",
                 "MirrorGateUpstream",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
