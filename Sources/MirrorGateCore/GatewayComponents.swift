@@ -17,7 +17,7 @@ public struct GatewayComponents: Sendable {
     let pool: UpstreamPool
     let fetcher: BlobFetcher
     let prober: HealthProber
-    let flights: LocalFlights
+    let flights: any FlightCoordinator & Service
     /// The pull logic the HTTP front serves.
     public let service: PullService
     /// Where the pull ledger is kept: the metadata store.
@@ -92,7 +92,7 @@ public struct GatewayComponents: Sendable {
         let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
         let pool = UpstreamPool(
             client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), ledger: ledger, logger: logger)
-        let flights = LocalFlights()
+        let flights = Self.flights(config, leases: nil, owner: nil, logger: logger)
         let fetcher = BlobFetcher(
             pool: pool, blobs: cache.blobs, metadata: cache.metadata,
             limits: .init(

@@ -46,7 +46,8 @@ public struct GuardedBody: AsyncSequence, Sendable {
     private let body: HTTPClientResponse.Body
     public let guards: Guards
 
-    init(_ body: HTTPClientResponse.Body, guards: Guards) {
+    /// `body` under `guards` (the peer client reads other replicas' streams with them too).
+    public init(_ body: HTTPClientResponse.Body, guards: Guards) {
         self.body = body
         self.guards = guards
     }
