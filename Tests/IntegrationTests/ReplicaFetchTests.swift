@@ -1,0 +1,229 @@
+import Crypto
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One fetch per blob across replicas, with real processes: two `mirrorgate serve` sharing one
+/// PostgreSQL (fetch leases) and one cache directory, in front of a real docker-registry.
+///
+/// - The same cold blob pulled on both at once reaches the upstream once; the replica that
+///   lost the lease streams it from the winner's peer port.
+/// - `kill -9` of the fetching replica halfway (the upstream throttled by ``RegistryFront``, so
+///   "halfway" is reliable): the client on the survivor still gets the whole, correct blob,
+///   after its replica took the fetch over; the upstream is asked once more at most.
+/// - The peer port answers 401 without the shared token.
+@Suite(.serialized, .enabled(if: PostgresServer.binDirectory != nil, Comment(rawValue: PostgresServer.skipMessage)))
+struct ReplicaFetchTests {
+    static let MiB = 1 << 20
+    let skopeo: Skopeo
+
+    init() throws {
+        skopeo = try Skopeo.locate()
+    }
+
+    /// What the replicas share, and how to start one.
+    struct Cluster {
+        let pg: PostgresServer
+        let database: String
+        let directory: TemporaryDirectory
+        let tokenFile: URL
+        let token: String
+        let upstreamURL: String
+
+        static func make(upstreamURL: String) async throws -> Cluster {
+            let pg = try await PostgresServer.start()
+            let database = try await pg.createDatabase()
+            let directory = try TemporaryDirectory(prefix: "mirrorgate-replicas")
+            // The peer token as an operator makes one: openssl's random hex.
+            let tokenFile = directory.appending("peer-token")
+            let made = try await ManagedProcess.run(
+                try #require(ManagedProcess.which("openssl")), arguments: ["rand", "-hex", "-out", tokenFile.path, "32"])
+            #expect(made.status == 0, "openssl rand: \(made.stderr)")
+            let token = try String(contentsOf: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            try FileManager.default.createDirectory(at: directory.appending("cache", isDirectory: true), withIntermediateDirectories: true)
+            return Cluster(pg: pg, database: database, directory: directory, tokenFile: tokenFile, token: token, upstreamURL: upstreamURL)
+        }
+
+        /// A replica on the shared cache directory, its peer port on a free port.
+        func replica(_ name: String) async throws -> (gateway: GatewayProcess, peer: String) {
+            let peerPort = try FreePort.allocate()
+            var config = GatewayConfig.upstreams([upstreamURL])
+            config.storagePath = directory.appending("cache", isDirectory: true).path
+            config.extraYAML = """
+                metadata:
+                  backend: postgres
+                  postgres:
+                    url: \(pg.url(database: database))
+                    password_file: \(pg.passwordFile.path)
+                cluster:
+                  peer_listen: 127.0.0.1:\(peerPort)
+                  advertise_url: http://127.0.0.1:\(peerPort)
+                  peer_token_file: \(tokenFile.path)
+                """
+            let gateway = try await GatewayProcess.start(config, name: name)
+            return (gateway, "http://127.0.0.1:\(peerPort)")
+        }
+
+        func stop() async {
+            await pg.stop()
+            pg.remove()
+            directory.remove()
+        }
+    }
+
+    static func blobURL(_ gateway: GatewayProcess, _ repository: String, _ digest: String) -> String {
+        "\(gateway.url)/v2/\(repository)/blobs/\(digest)"
+    }
+
+    static func sha256(_ data: Data) -> String {
+        "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func blobGETs(_ upstream: UpstreamRegistry, repository: String, digest: String) -> [RegistryRequest] {
+        upstream.blobRequests(repository: repository, digest: digest).filter { $0.method == "GET" }
+    }
+
+    /// The blob GETs the front has seen (logged when the head is sent; the registry's own
+    /// access log has a request only once its body is through the throttled front).
+    static func frontGETs(_ front: RegistryFront, repository: String, digest: String) async throws -> [String] {
+        try await front.requests().filter { $0.hasPrefix("GET /v2/\(repository)/blobs/\(digest)") }
+    }
+
+    // MARK: - One fetch per blob
+
+    /// A 48 MiB cold blob asked of replica A and replica B at the same moment: one upstream
+    /// GET; both clients get the blob's bytes.
+    @Test func theSameColdBlobOnTwoReplicasReachesTheUpstreamOnce() async throws {
+        let fixture = try ImageFixture.make(.ociImage, layerSizes: [48 * Self.MiB], layerFormat: .random)
+        let layer = try #require(fixture.layers.first)
+        let repository = "library/shared"
+        try await UpstreamRegistry.with { upstream in
+            try await skopeo.push(fixture, to: upstream.hostPort, repository: repository)
+            // Slow enough that both requests are in before the fetch ends.
+            let front = try await RegistryFront.start(backend: upstream.url)
+            try await front.setMode(json: #"{"blob_rate": 16777216}"#)
+            let cluster = try await Cluster.make(upstreamURL: front.url)
+            var replicas: [GatewayProcess] = []
+            do {
+                let (a, _) = try await cluster.replica("replica-a")
+                replicas.append(a)
+                let (b, _) = try await cluster.replica("replica-b")
+                replicas.append(b)
+                upstream.clearRequests()
+                async let onA = HTTPFetch.get(Self.blobURL(a, repository, layer.digest), timeout: .seconds(120))
+                async let onB = HTTPFetch.get(Self.blobURL(b, repository, layer.digest), timeout: .seconds(120))
+                let (ra, rb) = try await (onA, onB)
+                #expect(ra.status == 200, "A: \(ra.status) \(ra.text.prefix(300))")
+                #expect(rb.status == 200, "B: \(rb.status) \(rb.text.prefix(300))")
+                #expect(Self.sha256(ra.body) == layer.digest, "A's bytes do not hash to the digest")
+                #expect(Self.sha256(rb.body) == layer.digest, "B's bytes do not hash to the digest")
+                try await Task.sleep(for: .milliseconds(500))
+                let gets = Self.blobGETs(upstream, repository: repository, digest: layer.digest)
+                #expect(gets.count == 1, "upstream blob GETs: \(gets); A's log:\n\(a.logTail(lines: 20))\nB's log:\n\(b.logTail(lines: 20))")
+                let cache = CacheInspection(root: URL(fileURLWithPath: cluster.directory.appending("cache", isDirectory: true).path))
+                #expect(cache.contains(layer.digest))
+                #expect(cache.verifyBlobs() == [])
+            } catch {
+                for replica in replicas { await replica.stop() }
+                await front.stop()
+                await cluster.stop()
+                throw error
+            }
+            for replica in replicas { await replica.stop() }
+            await front.stop()
+            await cluster.stop()
+        }
+    }
+
+    // MARK: - A replica dies
+
+    /// A 32 MiB blob at 2 MiB/s. A starts fetching it; B's client joins through B, which
+    /// follows A's peer stream; A is killed with SIGKILL halfway. B's replica waits out A's
+    /// lease, takes the fetch over (continuing with a Range request), and its client gets the
+    /// whole, correct blob. Until the kill the upstream saw one GET, afterwards at most two.
+    @Test func killingTheFetchingReplicaHalfwayLetsAnotherTakeOver() async throws {
+        let fixture = try ImageFixture.make(.ociImage, layerSizes: [32 * Self.MiB], layerFormat: .random)
+        let layer = try #require(fixture.layers.first)
+        let repository = "library/takeover"
+        try await UpstreamRegistry.with { upstream in
+            try await skopeo.push(fixture, to: upstream.hostPort, repository: repository)
+            let front = try await RegistryFront.start(backend: upstream.url)
+            try await front.setMode(json: #"{"blob_rate": 2097152}"#)
+            let cluster = try await Cluster.make(upstreamURL: front.url)
+            var replicas: [GatewayProcess] = []
+            do {
+                let (a, _) = try await cluster.replica("replica-a")
+                replicas.append(a)
+                let (b, _) = try await cluster.replica("replica-b")
+                replicas.append(b)
+                upstream.clearRequests()
+                let onA = Task { try? await HTTPFetch.get(Self.blobURL(a, repository, layer.digest), timeout: .seconds(120)) }
+                let seen = ContinuousClock.now
+                while try await Self.frontGETs(front, repository: repository, digest: layer.digest).isEmpty {
+                    #expect(ContinuousClock.now - seen < .seconds(20), "A never asked the upstream for the blob")
+                    if ContinuousClock.now - seen > .seconds(20) { return }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                let onB = Task { try await HTTPFetch.get(Self.blobURL(b, repository, layer.digest), timeout: .seconds(180)) }
+                // About 10 of 32 MiB in: B follows A by now.
+                try await Task.sleep(for: .seconds(5))
+                let before = try await Self.frontGETs(front, repository: repository, digest: layer.digest)
+                #expect(before.count == 1, "before the kill both replicas should share one upstream GET: \(before)")
+                a.kill(signal: SIGKILL)
+                _ = await onA.value
+                let rb = try await onB.value
+                #expect(rb.status == 200, "B: \(rb.status) \(rb.text.prefix(300))\n\(b.logTail(lines: 30))")
+                #expect(rb.body.count == layer.size, "B got \(rb.body.count) of \(layer.size) bytes")
+                #expect(Self.sha256(rb.body) == layer.digest, "B's bytes do not hash to the digest")
+                let after = try await Self.frontGETs(front, repository: repository, digest: layer.digest)
+                #expect(after.count <= 2, "the upstream was asked more than once more: \(after)")
+                #expect(b.logText().contains("taking over a blob fetch from another replica"), "B never took the fetch over:\n\(b.logTail(lines: 30))")
+                // Nothing unverified was stored: every blob file hashes to its name.
+                let cache = CacheInspection(root: URL(fileURLWithPath: cluster.directory.appending("cache", isDirectory: true).path))
+                #expect(cache.contains(layer.digest))
+                #expect(cache.verifyBlobs() == [])
+            } catch {
+                for replica in replicas { await replica.stop() }
+                await front.stop()
+                await cluster.stop()
+                throw error
+            }
+            for replica in replicas { await replica.stop() }
+            await front.stop()
+            await cluster.stop()
+        }
+    }
+
+    // MARK: - The peer port
+
+    /// Without the shared token (none, or a wrong one) the peer port answers 401 in the OCI
+    /// envelope; with it, an unknown digest is a 404.
+    @Test func thePeerPortWantsTheToken() async throws {
+        try await UpstreamRegistry.with { upstream in
+            let cluster = try await Cluster.make(upstreamURL: upstream.url)
+            do {
+                let (gateway, peer) = try await cluster.replica("replica-a")
+                defer { _ = gateway }
+                let digest = "sha256:" + String(repeating: "ab", count: 32)
+                let url = "\(peer)/_mirrorgate/peer/v1/blobs/\(digest)?registry=docker.io"
+                let bare = try await HTTPFetch.get(url)
+                #expect(bare.status == 401, "\(bare.status) \(bare.text.prefix(200))")
+                #expect(bare.text.contains("\"UNAUTHORIZED\""), "\(bare.text)")
+                let wrong = try await HTTPFetch.get(url, headers: [("Authorization", "Bearer " + String(repeating: "0", count: 64))])
+                #expect(wrong.status == 401)
+                let prefix = try await HTTPFetch.get(url, headers: [("Authorization", "Bearer " + cluster.token.dropLast(1))])
+                #expect(prefix.status == 401, "a prefix of the token must not pass")
+                let right = try await HTTPFetch.get(url, headers: [("Authorization", "Bearer " + cluster.token)])
+                #expect(right.status == 404, "\(right.status) \(right.text.prefix(200))")
+                await gateway.stop()
+            } catch {
+                await cluster.stop()
+                throw error
+            }
+            await cluster.stop()
+        }
+    }
+}
