@@ -120,6 +120,7 @@ let package = Package(
                 "MirrorGateConfig",
                 "MirrorGateStorage",
                 "MirrorGateS3",
+                "MirrorGatePostgres",
                 "MirrorGateUpstream",
                 // The peer client (Cluster/PeerClient.swift) talks to other replicas directly.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

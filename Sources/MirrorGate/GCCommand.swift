@@ -24,7 +24,7 @@ struct GCCommand: AsyncParsableCommand {
         }
         let cache: GatewayComponents.Cache
         do {
-            cache = try await GatewayComponents.openCache(config, logger: logger, reconcileNow: true)
+            cache = try await GatewayComponents.openCache(config, role: "gc", logger: logger, reconcileNow: true)
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MirrorGateConfig
+import MirrorGatePostgres
 import MirrorGateS3
 import MirrorGateStorage
 import MirrorGateUpstream
@@ -22,6 +23,13 @@ public struct GatewayComponents: Sendable {
     public let service: PullService
     /// Where the pull ledger is kept: the metadata store.
     public var pullLedgerStore: any PullLedgerStore { cache.pullLedger }
+    /// Cross-replica leases when the metadata is shared (nil: one replica, SQLite).
+    public var leases: (any FetchLeases)? { cache.shared?.leases }
+    /// This process as the leases name it (nil: one replica).
+    public var owner: LeaseOwner? { cache.shared?.owner }
+    /// The shared database (nil: one replica), for readiness and status.
+    public var database: PostgresDatabase? { cache.shared?.database }
+    let ledger: any BudgetLedger
     private let client: UpstreamClient
     private let cache: Cache
 
@@ -35,30 +43,57 @@ public struct GatewayComponents: Sendable {
         public let pullLedger: any PullLedgerStore
         /// The bucket's client in S3 mode, closed by ``shutdown()``.
         let s3: S3Client?
+        /// The database shared with other replicas (`metadata.backend: postgres`).
+        public let shared: SharedState?
 
-        /// Closes the store's connections (the S3 client's pool).
+        /// Closes the store's connections (the S3 client's pool, the database's), giving up
+        /// what this replica holds in the database first.
         public func shutdown() async throws {
+            await shared?.close(logger: Logger(label: "mirrorgate"))
             try await s3?.shutdown()
         }
     }
 
-    /// Opens the cache alone (`mirrorgate gc` uses it next to a running gateway).
+    /// Opens the cache alone (`mirrorgate gc` uses it next to a running gateway, with a `role`).
     ///
-    /// Metadata is SQLite inside `storage.path` for either backend. Reconciliation differs:
-    /// a file system is listed and reconciled here, before anything is served; a bucket is
-    /// reconciled page by page by the janitor once it runs (``CacheJanitor/reconcileInPages()``
-    /// says why), unless `reconcileNow` (`mirrorgate gc`), which runs that pass here.
+    /// Metadata is SQLite inside `storage.path`, or the shared PostgreSQL database
+    /// (`metadata.backend: postgres`). Reconciliation differs: a file system of one gateway is
+    /// listed and reconciled here, before anything is served; a bucket, or a file system other
+    /// replicas write at the same time, is reconciled page by page by the janitor once it runs
+    /// (``CacheJanitor/reconcileInPages()`` re-checks what it finds, so a replica's commit
+    /// racing the pass is never dropped), unless `reconcileNow` (`mirrorgate gc`), which runs
+    /// that pass here.
     ///
     /// - Throws: in S3 mode, ``S3BlobStore/StartupError`` naming what failed when the endpoint
-    ///   does not answer, the bucket does not exist or the credentials are refused.
-    public static func openCache(_ config: GatewayConfig, logger: Logger, reconcileNow: Bool = false) async throws -> Cache {
+    ///   does not answer, the bucket does not exist or the credentials are refused; with
+    ///   PostgreSQL, ``StorageError`` naming the database and why it cannot be used.
+    public static func openCache(_ config: GatewayConfig, role: String? = nil, logger: Logger, reconcileNow: Bool = false) async throws -> Cache {
+        let shared: SharedState? = config.metadata.backend == .postgres ? try await SharedState.open(config, role: role, logger: logger) : nil
+        do {
+            return try await openCache(config, shared: shared, logger: logger, reconcileNow: reconcileNow)
+        } catch {
+            await shared?.close(logger: logger)
+            throw error
+        }
+    }
+
+    private static func openCache(_ config: GatewayConfig, shared: SharedState?, logger: Logger, reconcileNow: Bool) async throws -> Cache {
+        let leadership: any JanitorLeadership = shared?.leadership ?? SoleJanitor()
         switch config.storage.backend {
         case .filesystem:
-            let blobs = try FileBlobStore(root: config.storage.path, logger: logger)
+            let blobs = try FileBlobStore(
+                root: config.storage.path, spoolName: shared.map { _ in SharedState.spoolName(config, role: nil) }, logger: logger)
+            if let shared {
+                let janitor = CacheJanitor(
+                    blobs: blobs, metadata: shared.metadata, maxSize: config.storage.maxSize, reconcileInBackground: !reconcileNow,
+                    leadership: leadership, logger: logger)
+                if reconcileNow { try await janitor.reconcileInPages() }
+                return Cache(blobs: blobs, metadata: shared.metadata, janitor: janitor, pullLedger: shared.metadata, s3: nil, shared: shared)
+            }
             let metadata = try SQLiteMetadataStore(path: blobs.root + "/metadata.sqlite")
             let janitor = CacheJanitor(blobs: blobs, metadata: metadata, maxSize: config.storage.maxSize, logger: logger)
             try await janitor.reconcile()
-            return Cache(blobs: blobs, metadata: metadata, janitor: janitor, pullLedger: metadata, s3: nil)
+            return Cache(blobs: blobs, metadata: metadata, janitor: janitor, pullLedger: metadata, s3: nil, shared: nil)
         case .s3:
             guard let s3 = config.storage.s3 else { throw S3BlobStore.StartupError(description: "storage.s3: required when storage.backend is s3") }
             let root = URL(fileURLWithPath: config.storage.path).standardizedFileURL.path
@@ -69,14 +104,16 @@ public struct GatewayComponents: Sendable {
                     secretAccessKey: s3.secretAccessKey.value),
                 spoolDirectory: root + "/tmp", redirects: s3.redirect, logger: logger)
             do {
-                let metadata = try SQLiteMetadataStore(path: root + "/metadata.sqlite")
+                let metadata: any MetadataStore & PullLedgerStore
+                if let shared { metadata = shared.metadata } else { metadata = try SQLiteMetadataStore(path: root + "/metadata.sqlite") }
                 let janitor = CacheJanitor(
-                    blobs: blobs, metadata: metadata, maxSize: config.storage.maxSize, reconcileInBackground: !reconcileNow, logger: logger)
+                    blobs: blobs, metadata: metadata, maxSize: config.storage.maxSize, reconcileInBackground: !reconcileNow,
+                    leadership: leadership, logger: logger)
                 if reconcileNow { try await janitor.reconcileInPages() }
                 logger.info("blobs are stored in S3", metadata: [
                     "bucket": "\(s3.bucket)", "endpoint": "\(s3.endpoint)", "prefix": "\(s3.prefix)", "redirect": "\(s3.redirect)",
                 ])
-                return Cache(blobs: blobs, metadata: metadata, janitor: janitor, pullLedger: metadata, s3: blobs.client)
+                return Cache(blobs: blobs, metadata: metadata, janitor: janitor, pullLedger: metadata, s3: blobs.client, shared: shared)
             } catch {
                 try? await blobs.client.shutdown()
                 throw error
@@ -87,8 +124,16 @@ public struct GatewayComponents: Sendable {
     /// Builds every part from `config`.
     public static func make(_ config: GatewayConfig, logger: Logger) async throws -> GatewayComponents {
         let cache = try await openCache(config, logger: logger)
-        let ledger = LocalBudgetLedger(limits: BudgetKey.limits(config), journal: cache.metadata, logger: logger)
-        await ledger.load()
+        let ledger: any BudgetLedger
+        if let shared = cache.shared {
+            let pg = PostgresBudgetLedger(limits: BudgetKey.limits(config), database: shared.database, replica: shared.owner.id, logger: logger)
+            try? await pg.refreshBlocks()
+            ledger = pg
+        } else {
+            let local = LocalBudgetLedger(limits: BudgetKey.limits(config), journal: cache.metadata, logger: logger)
+            await local.load()
+            ledger = local
+        }
         let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
         let pool = UpstreamPool(
             client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), ledger: ledger, logger: logger)
@@ -103,12 +148,20 @@ public struct GatewayComponents: Sendable {
         let service = PullService(config: config, blobs: cache.blobs, metadata: cache.metadata, fetcher: fetcher, janitor: cache.janitor, logger: logger)
         return GatewayComponents(
             config: config, blobs: cache.blobs, metadata: cache.metadata, janitor: cache.janitor, pool: pool, fetcher: fetcher,
-            prober: prober, flights: flights, service: service, client: client, cache: cache)
+            prober: prober, flights: flights, service: service, ledger: ledger, client: client, cache: cache)
     }
 
     /// The long-running parts, in start order (they stop in reverse): the janitor outlives
     /// the fetcher, which outlives the requests that follow its fetches.
-    public var services: [any Service] { [janitor, fetcher, flights, prober] }
+    /// With a shared database its budget ledger comes first: it keeps the copy of the shared
+    /// blocks fresh while everything after it runs. (The database's pool runs outside the
+    /// group, started by ``openCache(_:role:logger:reconcileNow:)`` and stopped by
+    /// ``shutdown()``, so it outlives every service.)
+    public var services: [any Service] {
+        var services: [any Service] = []
+        if let shared = ledger as? PostgresBudgetLedger { services.append(shared) }
+        return services + [janitor, fetcher, flights, prober]
+    }
 
     /// Closes what outlives the service group (the upstream client's and the bucket's
     /// connection pools).

@@ -93,7 +93,44 @@ public enum PostgresSchema {
                 bytes_done bigint NOT NULL DEFAULT 0
             )
             """,
-        ])
+        ]),
+        // The pull ledger (issue 16): keys hold '' rather than NULL so that roll-ups of one
+        // combination meet in one row, as in SQLite.
+        Migration(version: 2, name: "pull ledger", statements: [
+            """
+            CREATE TABLE ledger_requests (
+                at timestamptz NOT NULL,
+                registry text NOT NULL,
+                repository text NOT NULL,
+                reference text NOT NULL,
+                digest text NOT NULL,
+                client text NOT NULL,
+                client_kind text NOT NULL,
+                pull boolean NOT NULL,
+                cache text NOT NULL,
+                served_by text NOT NULL,
+                spent_on text NOT NULL
+            )
+            """,
+            "CREATE INDEX ledger_requests_at ON ledger_requests (at)",
+            """
+            CREATE TABLE ledger_hours (
+                hour timestamptz NOT NULL,
+                registry text NOT NULL,
+                repository text NOT NULL,
+                digest text NOT NULL,
+                client text NOT NULL,
+                client_kind text NOT NULL,
+                served_by text NOT NULL,
+                spent_on text NOT NULL,
+                pulls bigint NOT NULL,
+                checks bigint NOT NULL,
+                spends bigint NOT NULL,
+                last_pull timestamptz,
+                PRIMARY KEY (hour, registry, repository, digest, client, client_kind, served_by, spent_on)
+            )
+            """,
+        ]),
     ]
 
     /// The newest version this gateway knows.

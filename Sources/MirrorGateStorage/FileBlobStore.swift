@@ -15,7 +15,8 @@ import Darwin
 /// Blobs as files under `root/blobs/<algorithm>/<2 hex>/<hex>`; spools in `root/tmp`, fsynced
 /// and renamed into place on commit (same file system, so the rename is atomic). On a
 /// ReadWriteMany volume several gateways share it safely: a blob file appears whole or not at
-/// all, and writing the same content twice is harmless.
+/// all, writing the same content twice is harmless, and each gateway spools in a directory of
+/// its own (`root/tmp/replicas/<name>`).
 ///
 /// All file system calls run on NIO's blocking-I/O thread pool, never on an event loop or the
 /// cooperative pool.
@@ -26,7 +27,12 @@ public struct FileBlobStore: BlobStore {
     let threadPool: NIOThreadPool
 
     /// Opens (and creates) the store. Leftover spools from an earlier run are removed.
-    public init(root: String, threadPool: NIOThreadPool = .singleton, logger: Logger) throws(StorageError) {
+    ///
+    /// - Parameter spoolName: the spool directory's name under `root/tmp` when several
+    ///   gateways share `root` (a ReadWriteMany volume): each cleans only its own at start, so a
+    ///   replica that starts never deletes what another one is fetching. Nil: `root/tmp` itself,
+    ///   one gateway.
+    public init(root: String, spoolName: String? = nil, threadPool: NIOThreadPool = .singleton, logger: Logger) throws(StorageError) {
         let absolute = URL(fileURLWithPath: root).standardizedFileURL.path
         self.root = absolute
         self.blobsDirectory = absolute + "/blobs"
@@ -37,7 +43,13 @@ public struct FileBlobStore: BlobStore {
             throw StorageError.system("create the cache directories", errno: errno == 0 ? EACCES : errno, path: blobsDirectory)
         }
         // On the same file system as the blobs, so a commit is an atomic rename.
-        self.spools = try SpoolDirectory(path: absolute + "/tmp", threadPool: threadPool, logger: logger)
+        if let spoolName {
+            let path = absolute + "/tmp/replicas/" + spoolName
+            self.spools = try SpoolDirectory(path: path, threadPool: threadPool, logger: logger)
+            SpoolDirectory.removeAbandoned(besides: path, olderThan: 3600, logger: logger)
+        } else {
+            self.spools = try SpoolDirectory(path: absolute + "/tmp", threadPool: threadPool, logger: logger)
+        }
     }
 
     /// The file that holds `digest` (whether or not it exists).

@@ -43,6 +43,30 @@ public struct SpoolDirectory: Sendable {
         }
     }
 
+    /// Removes the spools other processes abandoned in the sibling directories of `path` (one
+    /// per replica on a shared volume): files nobody wrote to for `olderThan`. A live fetch
+    /// writes its spool continuously and gives up after a stall far shorter than that, so only
+    /// the leftovers of a replica that died (and came back under another name) go. Directories
+    /// stay: a live replica that is idle keeps its own.
+    public static func removeAbandoned(besides path: String, olderThan age: TimeInterval, logger: Logger) {
+        let own = URL(fileURLWithPath: path).standardizedFileURL
+        let parent = own.deletingLastPathComponent().path
+        let fm = FileManager.default
+        let cutoff = Date().addingTimeInterval(-age)
+        var removed = 0
+        for sibling in (try? fm.contentsOfDirectory(atPath: parent)) ?? [] where sibling != own.lastPathComponent {
+            let dir = parent + "/" + sibling
+            for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] {
+                let file = dir + "/" + name
+                guard let modified = (try? fm.attributesOfItem(atPath: file))?[.modificationDate] as? Date, modified < cutoff else { continue }
+                if (try? fm.removeItem(atPath: file)) != nil { removed += 1 }
+            }
+        }
+        if removed > 0 {
+            logger.info("removed temporary files other replicas abandoned", metadata: ["count": "\(removed)", "directory": "\(parent)"])
+        }
+    }
+
     /// A new, empty spool for `digest`.
     public func makeSpool(for digest: Digest) async throws(StorageError) -> Spool {
         let temp = "\(path)/\(digest.algorithm.rawValue)-\(digest.hex.prefix(16))-\(UUID().uuidString)"

@@ -27,6 +27,8 @@ public final class CacheJanitor: Service {
     let interval: Duration
     /// Whether ``run()`` reconciles the store page by page beside its rounds.
     let reconcilesInBackground: Bool
+    /// Whether this replica may evict now: with several replicas on one cache, one at a time.
+    let leadership: any JanitorLeadership
     let logger: Logger
     private let accesses = Mutex<[Digest: Date]>([:])
     /// Reads in progress per object, and objects being evicted (which cannot be leased).
@@ -36,10 +38,12 @@ public final class CacheJanitor: Service {
 
     /// - Parameter reconcileInBackground: run ``reconcileInPages()`` when the service starts,
     ///   beside the rounds (a bucket's listing takes too long to hold up start-up).
+    /// - Parameter leadership: asked before every eviction pass (``SoleJanitor``: one replica).
     public init(
         blobs: any BlobStore, metadata: any MetadataStore, maxSize: UInt64, interval: Duration = .seconds(5),
-        reconcileInBackground: Bool = false, logger: Logger
+        reconcileInBackground: Bool = false, leadership: any JanitorLeadership = SoleJanitor(), logger: Logger
     ) {
+        self.leadership = leadership
         self.blobs = blobs
         self.metadata = metadata
         self.maxSize = maxSize
@@ -104,7 +108,9 @@ public final class CacheJanitor: Service {
         guard start else { return }
         defer { passRunning.withLock { $0 = false } }
         do {
-            if try await metadata.totalSize() > maxSize {
+            // Another replica's janitor evicts from the shared cache; two at once would both
+            // free the same excess.
+            if try await metadata.totalSize() > maxSize, await leadership.mayEvict() {
                 _ = try await evict(downTo: maxSize / 10 * 9)
             }
         } catch {
