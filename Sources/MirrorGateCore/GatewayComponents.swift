@@ -137,7 +137,7 @@ public struct GatewayComponents: Sendable {
         let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
         let pool = UpstreamPool(
             client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), ledger: ledger, logger: logger)
-        let flights = Self.flights(config, leases: nil, owner: nil, logger: logger)
+        let flights = Self.flights(config, leases: cache.shared?.leases, owner: cache.shared?.owner, logger: logger)
         let fetcher = BlobFetcher(
             pool: pool, blobs: cache.blobs, metadata: cache.metadata,
             limits: .init(
