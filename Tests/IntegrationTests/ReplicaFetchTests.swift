@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Crypto
 import Foundation
 import Testing
@@ -126,6 +127,61 @@ struct ReplicaFetchTests {
                 let cache = CacheInspection(root: URL(fileURLWithPath: cluster.directory.appending("cache", isDirectory: true).path))
                 #expect(cache.contains(layer.digest))
                 #expect(cache.verifyBlobs() == [])
+            } catch {
+                for replica in replicas { await replica.stop() }
+                await front.stop()
+                await cluster.stop()
+                throw error
+            }
+            for replica in replicas { await replica.stop() }
+            await front.stop()
+            await cluster.stop()
+        }
+    }
+
+    /// A GET whose body is hashed as it streams (24 clients holding whole blobs in memory
+    /// would measure the test, not the gateway): status, bytes and digest.
+    static func streamedGET(_ url: String) async throws -> (status: Int, bytes: Int, digest: String) {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(180))
+        var hasher = SHA256()
+        var bytes = 0
+        for try await chunk in response.body {
+            hasher.update(data: Data(chunk.readableBytesView))
+            bytes += chunk.readableBytes
+        }
+        return (Int(response.status.code), bytes, "sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined())
+    }
+
+    /// The closing figure of issue 15: 3 replicas, 24 concurrent cold GETs of one 32 MiB blob
+    /// spread across them (8 each). Upstream bytes, in copies of the blob, must be 1.00.
+    @Test func threeReplicasAndTwentyFourClientsCostOneCopy() async throws {
+        let fixture = try ImageFixture.make(.ociImage, layerSizes: [32 * Self.MiB], layerFormat: .random)
+        let layer = try #require(fixture.layers.first)
+        let repository = "library/fanout"
+        try await UpstreamRegistry.with { upstream in
+            try await skopeo.push(fixture, to: upstream.hostPort, repository: repository)
+            let front = try await RegistryFront.start(backend: upstream.url)
+            try await front.setMode(json: #"{"blob_rate": 16777216}"#)
+            let cluster = try await Cluster.make(upstreamURL: front.url)
+            var replicas: [GatewayProcess] = []
+            do {
+                for name in ["replica-a", "replica-b", "replica-c"] { replicas.append(try await cluster.replica(name).gateway) }
+                upstream.clearRequests()
+                let urls = (0..<24).map { Self.blobURL(replicas[$0 % 3], repository, layer.digest) }
+                let results = try await withThrowingTaskGroup(of: (status: Int, bytes: Int, digest: String).self) { group in
+                    for url in urls { group.addTask { try await Self.streamedGET(url) } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(results.count == 24)
+                for result in results {
+                    #expect(result.status == 200 && result.bytes == layer.size && result.digest == layer.digest, "a client got \(result)")
+                }
+                try await Task.sleep(for: .milliseconds(500))
+                let gets = Self.blobGETs(upstream, repository: repository, digest: layer.digest)
+                let copies = Double(gets.reduce(0) { $0 + $1.bytes }) / Double(layer.size)
+                print("replicas=3 clients=24 blob=\(layer.size) upstream_gets=\(gets.count) upstream_copies=\(String(format: "%.2f", copies))")
+                #expect(gets.count == 1, "upstream blob GETs: \(gets)")
+                #expect(copies == 1.0)
             } catch {
                 for replica in replicas { await replica.stop() }
                 await front.stop()
