@@ -167,6 +167,7 @@ public struct GatewayComponents: Sendable {
     /// connection pools).
     public func shutdown() async throws {
         try await client.shutdown()
+        try await flights.cluster?.peers.shutdown()
         try await cache.shutdown()
     }
 }

@@ -37,9 +37,10 @@ final class SharedFlights: FlightCoordinator, Service {
         self.logger = logger
     }
 
+    /// The flights' task group. The peer client is closed by ``GatewayComponents/shutdown()``,
+    /// after the fetcher (which stops after this service) has no more fetches following a peer.
     func run() async throws {
         try await local.run()
-        try? await cluster?.peers.shutdown()
     }
 
     func run<Value: Sendable>(

@@ -39,6 +39,7 @@ extension PostgresTests {
                 try await body(replicas)
                 group.cancelAll()
             }
+            for replica in replicas { try await replica.cluster?.peers.shutdown() }
         }
 
         @Test func twoReplicasAskingAtOnceSpendOneGET() async throws {
