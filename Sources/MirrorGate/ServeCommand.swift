@@ -83,7 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let service = components.service
-        let readiness = Readiness()
+        let readiness = Readiness(degradations: { components.degradations })
         let rules = AccessRules(config: config)
         let pullLedger = PullLedger(store: components.pullLedgerStore, retention: config.ledger.retention, logger: logger)
         let responder = RegistryResponder<GatewayRequestContext>(

@@ -151,6 +151,16 @@ public struct GatewayComponents: Sendable {
             prober: prober, flights: flights, service: service, ledger: ledger, client: client, cache: cache)
     }
 
+    /// What this replica serves without right now, for `/readyz` (empty: nothing is missing).
+    public var degradations: [String] {
+        guard let database = cache.shared?.database else { return [] }
+        let health = database.health
+        guard !health.reachable else { return [] }
+        return [
+            "shared database unreachable (\(health.reason ?? "no answer")): cached content and tags this replica knows are served; no manifest GET is spent until it answers again"
+        ]
+    }
+
     /// The long-running parts, in start order (they stop in reverse): the janitor outlives
     /// the fetcher, which outlives the requests that follow its fetches.
     /// With a shared database its budget ledger comes first: it keeps the copy of the shared

@@ -30,8 +30,9 @@ enum AdminEndpoints {
             } else {
                 // Still ready when the cache cannot be written: blobs pass through, verified.
                 // The reason is the errno class (StorageError's description), never a path.
-                let detail = service.janitor?.unwritableReason.map { "ok: cache storage not writable (\($0)); serving as a verified pass-through\n" } ?? "ok\n"
-                body = ByteBuffer(string: detail)
+                var lines = service.janitor?.unwritableReason.map { ["ok: cache storage not writable (\($0)); serving as a verified pass-through"] } ?? []
+                lines += readiness.degraded.map { "ok: \($0)" }
+                body = ByteBuffer(string: lines.isEmpty ? "ok\n" : lines.joined(separator: "\n") + "\n")
             }
         default:
             log.route = "metrics"

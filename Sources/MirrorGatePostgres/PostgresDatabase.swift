@@ -85,7 +85,13 @@ public final class PostgresDatabase: Service {
                     return try await body(connection)
                 }
             }
-            gate.withLock { $0.reached() }
+            let wasDown = gate.withLock { g -> Bool in
+                defer { g.reached() }
+                return !g.isUp
+            }
+            if wasDown {
+                logger.notice("PostgreSQL answers again; metadata calls go to it", metadata: ["database": "\(configuration.displayURL)"])
+            }
             return value
         } catch {
             let failure = PostgresFailure.classify(error, operation: operation)

@@ -241,7 +241,20 @@ public final class PullService: Sendable {
         }
         // Only served manifest types: a record from an older version that stored whatever
         // Content-Type an upstream sent (text/html) is not served.
-        guard let record = try? await metadata.object(digest), let mediaType = record.mediaType,
+        let record: ObjectRecord?
+        do {
+            record = try await metadata.object(digest)
+        } catch {
+            // The shared index cannot be reached: the stored file (verified when committed)
+            // says what it is, as reconciliation reads it, so cached manifests still serve.
+            guard let bytes = try? await blobs.read(digest, limit: Self.manifestLimit),
+                  let mediaType = ManifestDocument.servedType(contentType: nil, body: bytes.readableBytesView)
+            else { return nil }
+            janitor?.recordAccess(digest)
+            hot.remember(.init(mediaType: mediaType, bytes: bytes), for: digest)
+            return Manifest(digest: digest, mediaType: mediaType, bytes: bytes, staleWarning: nil, source: "cache")
+        }
+        guard let record, let mediaType = record.mediaType,
               ManifestDocument.servedTypes.contains(mediaType),
               let bytes = try? await blobs.read(digest, limit: Self.manifestLimit)
         else { return nil }
