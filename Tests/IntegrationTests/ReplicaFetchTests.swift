@@ -7,8 +7,9 @@ import Testing
 import Glibc
 #endif
 
-/// One fetch per blob across replicas, with real processes: two `mirrorgate serve` sharing one
-/// PostgreSQL (fetch leases) and one cache directory, in front of a real docker-registry.
+/// One fetch per blob across replicas, with real processes: `mirrorgate serve` replicas sharing
+/// one PostgreSQL (fetch leases) and one cache directory (``ReplicaSet``), in front of a real
+/// docker-registry.
 ///
 /// - The same cold blob pulled on both at once reaches the upstream once; the replica that
 ///   lost the lease streams it from the winner's peer port.
@@ -25,54 +26,9 @@ struct ReplicaFetchTests {
         skopeo = try Skopeo.locate()
     }
 
-    /// What the replicas share, and how to start one.
-    struct Cluster {
-        let pg: PostgresServer
-        let database: String
-        let directory: TemporaryDirectory
-        let tokenFile: URL
-        let token: String
-        let upstreamURL: String
-
-        static func make(upstreamURL: String) async throws -> Cluster {
-            let pg = try await PostgresServer.start()
-            let database = try await pg.createDatabase()
-            let directory = try TemporaryDirectory(prefix: "mirrorgate-replicas")
-            // The peer token as an operator makes one: openssl's random hex.
-            let tokenFile = directory.appending("peer-token")
-            let made = try await ManagedProcess.run(
-                try #require(ManagedProcess.which("openssl")), arguments: ["rand", "-hex", "-out", tokenFile.path, "32"])
-            #expect(made.status == 0, "openssl rand: \(made.stderr)")
-            let token = try String(contentsOf: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            try FileManager.default.createDirectory(at: directory.appending("cache", isDirectory: true), withIntermediateDirectories: true)
-            return Cluster(pg: pg, database: database, directory: directory, tokenFile: tokenFile, token: token, upstreamURL: upstreamURL)
-        }
-
-        /// A replica on the shared cache directory, its peer port on a free port.
-        func replica(_ name: String) async throws -> (gateway: GatewayProcess, peer: String) {
-            let peerPort = try FreePort.allocate()
-            var config = GatewayConfig.upstreams([upstreamURL])
-            config.storagePath = directory.appending("cache", isDirectory: true).path
-            config.extraYAML = """
-                metadata:
-                  backend: postgres
-                  postgres:
-                    url: \(pg.url(database: database))
-                    password_file: \(pg.passwordFile.path)
-                cluster:
-                  peer_listen: 127.0.0.1:\(peerPort)
-                  advertise_url: http://127.0.0.1:\(peerPort)
-                  peer_token_file: \(tokenFile.path)
-                """
-            let gateway = try await GatewayProcess.start(config, name: name)
-            return (gateway, "http://127.0.0.1:\(peerPort)")
-        }
-
-        func stop() async {
-            await pg.stop()
-            pg.remove()
-            directory.remove()
-        }
+    /// The cache directory the replicas of `set` share.
+    static func cache(_ set: ReplicaSet) -> CacheInspection {
+        CacheInspection(root: set.storage.appending("data", isDirectory: true))
     }
 
     static func blobURL(_ gateway: GatewayProcess, _ repository: String, _ digest: String) -> String {
@@ -106,36 +62,29 @@ struct ReplicaFetchTests {
             // Slow enough that both requests are in before the fetch ends.
             let front = try await RegistryFront.start(backend: upstream.url)
             try await front.setMode(json: #"{"blob_rate": 16777216}"#)
-            let cluster = try await Cluster.make(upstreamURL: front.url)
-            var replicas: [GatewayProcess] = []
             do {
-                let (a, _) = try await cluster.replica("replica-a")
-                replicas.append(a)
-                let (b, _) = try await cluster.replica("replica-b")
-                replicas.append(b)
-                upstream.clearRequests()
-                async let onA = HTTPFetch.get(Self.blobURL(a, repository, layer.digest), timeout: .seconds(120))
-                async let onB = HTTPFetch.get(Self.blobURL(b, repository, layer.digest), timeout: .seconds(120))
-                let (ra, rb) = try await (onA, onB)
-                #expect(ra.status == 200, "A: \(ra.status) \(ra.text.prefix(300))")
-                #expect(rb.status == 200, "B: \(rb.status) \(rb.text.prefix(300))")
-                #expect(Self.sha256(ra.body) == layer.digest, "A's bytes do not hash to the digest")
-                #expect(Self.sha256(rb.body) == layer.digest, "B's bytes do not hash to the digest")
-                try await Task.sleep(for: .milliseconds(500))
-                let gets = Self.blobGETs(upstream, repository: repository, digest: layer.digest)
-                #expect(gets.count == 1, "upstream blob GETs: \(gets); A's log:\n\(a.logTail(lines: 20))\nB's log:\n\(b.logTail(lines: 20))")
-                let cache = CacheInspection(root: URL(fileURLWithPath: cluster.directory.appending("cache", isDirectory: true).path))
-                #expect(cache.contains(layer.digest))
-                #expect(cache.verifyBlobs() == [])
+                try await ReplicaSet.with(.upstreams([front.url]), count: 2) { set in
+                    let (a, b) = (set.replicas[0], set.replicas[1])
+                    upstream.clearRequests()
+                    async let onA = HTTPFetch.get(Self.blobURL(a, repository, layer.digest), timeout: .seconds(120))
+                    async let onB = HTTPFetch.get(Self.blobURL(b, repository, layer.digest), timeout: .seconds(120))
+                    let (ra, rb) = try await (onA, onB)
+                    #expect(ra.status == 200, "A: \(ra.status) \(ra.text.prefix(300))")
+                    #expect(rb.status == 200, "B: \(rb.status) \(rb.text.prefix(300))")
+                    #expect(Self.sha256(ra.body) == layer.digest, "A's bytes do not hash to the digest")
+                    #expect(Self.sha256(rb.body) == layer.digest, "B's bytes do not hash to the digest")
+                    try await Task.sleep(for: .milliseconds(500))
+                    let gets = Self.blobGETs(upstream, repository: repository, digest: layer.digest)
+                    #expect(gets.count == 1, "upstream blob GETs: \(gets); A's log:\n\(a.logTail(lines: 20))\nB's log:\n\(b.logTail(lines: 20))")
+                    let cache = Self.cache(set)
+                    #expect(cache.contains(layer.digest))
+                    #expect(cache.verifyBlobs() == [])
+                }
             } catch {
-                for replica in replicas { await replica.stop() }
                 await front.stop()
-                await cluster.stop()
                 throw error
             }
-            for replica in replicas { await replica.stop() }
             await front.stop()
-            await cluster.stop()
         }
     }
 
@@ -166,35 +115,31 @@ struct ReplicaFetchTests {
             try await skopeo.push(fixture, to: upstream.hostPort, repository: repository)
             let front = try await RegistryFront.start(backend: upstream.url)
             try await front.setMode(json: #"{"blob_rate": 16777216}"#)
-            let cluster = try await Cluster.make(upstreamURL: front.url)
-            var replicas: [GatewayProcess] = []
             do {
-                for name in ["replica-a", "replica-b", "replica-c"].prefix(replicaCount) { replicas.append(try await cluster.replica(name).gateway) }
-                upstream.clearRequests()
-                let urls = (0..<clientCount).map { Self.blobURL(replicas[$0 % replicaCount], repository, layer.digest) }
-                let results = try await withThrowingTaskGroup(of: (status: Int, bytes: Int, digest: String).self) { group in
-                    for url in urls { group.addTask { try await Self.streamedGET(url) } }
-                    return try await group.reduce(into: []) { $0.append($1) }
+                try await ReplicaSet.with(.upstreams([front.url]), count: replicaCount) { set in
+                    let replicas = set.replicas
+                    upstream.clearRequests()
+                    let urls = (0..<clientCount).map { Self.blobURL(replicas[$0 % replicaCount], repository, layer.digest) }
+                    let results = try await withThrowingTaskGroup(of: (status: Int, bytes: Int, digest: String).self) { group in
+                        for url in urls { group.addTask { try await Self.streamedGET(url) } }
+                        return try await group.reduce(into: []) { $0.append($1) }
+                    }
+                    #expect(results.count == clientCount)
+                    for result in results {
+                        #expect(result.status == 200 && result.bytes == layer.size && result.digest == layer.digest, "a client got \(result)")
+                    }
+                    try await Task.sleep(for: .milliseconds(500))
+                    let gets = Self.blobGETs(upstream, repository: repository, digest: layer.digest)
+                    let copies = Double(gets.reduce(0) { $0 + $1.bytes }) / Double(layer.size)
+                    print("replicas=\(replicaCount) clients=\(clientCount) blob=\(layer.size) upstream_gets=\(gets.count) upstream_copies=\(String(format: "%.2f", copies))")
+                    #expect(gets.count == 1, "upstream blob GETs: \(gets)")
+                    #expect(copies == 1.0)
                 }
-                #expect(results.count == clientCount)
-                for result in results {
-                    #expect(result.status == 200 && result.bytes == layer.size && result.digest == layer.digest, "a client got \(result)")
-                }
-                try await Task.sleep(for: .milliseconds(500))
-                let gets = Self.blobGETs(upstream, repository: repository, digest: layer.digest)
-                let copies = Double(gets.reduce(0) { $0 + $1.bytes }) / Double(layer.size)
-                print("replicas=\(replicaCount) clients=\(clientCount) blob=\(layer.size) upstream_gets=\(gets.count) upstream_copies=\(String(format: "%.2f", copies))")
-                #expect(gets.count == 1, "upstream blob GETs: \(gets)")
-                #expect(copies == 1.0)
             } catch {
-                for replica in replicas { await replica.stop() }
                 await front.stop()
-                await cluster.stop()
                 throw error
             }
-            for replica in replicas { await replica.stop() }
             await front.stop()
-            await cluster.stop()
         }
     }
 
@@ -212,50 +157,43 @@ struct ReplicaFetchTests {
             try await skopeo.push(fixture, to: upstream.hostPort, repository: repository)
             let front = try await RegistryFront.start(backend: upstream.url)
             try await front.setMode(json: #"{"blob_rate": 2097152}"#)
-            let cluster = try await Cluster.make(upstreamURL: front.url)
-            var replicas: [GatewayProcess] = []
             do {
-                let (a, _) = try await cluster.replica("replica-a")
-                replicas.append(a)
-                let (b, _) = try await cluster.replica("replica-b")
-                replicas.append(b)
-                upstream.clearRequests()
-                let onA = Task { try? await HTTPFetch.get(Self.blobURL(a, repository, layer.digest), timeout: .seconds(120)) }
-                let seen = ContinuousClock.now
-                while try await Self.frontGETs(front, repository: repository, digest: layer.digest).isEmpty {
-                    #expect(ContinuousClock.now - seen < .seconds(20), "A never asked the upstream for the blob")
-                    if ContinuousClock.now - seen > .seconds(20) { return }
-                    try await Task.sleep(for: .milliseconds(50))
+                try await ReplicaSet.with(.upstreams([front.url]), count: 2) { set in
+                    let (a, b) = (set.replicas[0], set.replicas[1])
+                    upstream.clearRequests()
+                    let onA = Task { try? await HTTPFetch.get(Self.blobURL(a, repository, layer.digest), timeout: .seconds(120)) }
+                    let seen = ContinuousClock.now
+                    while try await Self.frontGETs(front, repository: repository, digest: layer.digest).isEmpty {
+                        #expect(ContinuousClock.now - seen < .seconds(20), "A never asked the upstream for the blob")
+                        if ContinuousClock.now - seen > .seconds(20) { return }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    let onB = Task { try await HTTPFetch.get(Self.blobURL(b, repository, layer.digest), timeout: .seconds(180)) }
+                    // About 10 of 32 MiB in: B follows A by now.
+                    try await Task.sleep(for: .seconds(5))
+                    let before = try await Self.frontGETs(front, repository: repository, digest: layer.digest)
+                    #expect(before.count == 1, "before the kill both replicas should share one upstream GET: \(before)")
+                    a.kill(signal: SIGKILL)
+                    _ = await onA.value
+                    let rb = try await onB.value
+                    #expect(rb.status == 200, "B: \(rb.status) \(rb.text.prefix(300))\n\(b.logTail(lines: 30))")
+                    #expect(rb.body.count == layer.size, "B got \(rb.body.count) of \(layer.size) bytes")
+                    #expect(Self.sha256(rb.body) == layer.digest, "B's bytes do not hash to the digest")
+                    let after = try await Self.frontGETs(front, repository: repository, digest: layer.digest)
+                    #expect(after.count <= 2, "the upstream was asked more than once more: \(after)")
+                    // The takeover continues at the offset B had followed to: a Range request.
+                    #expect(after.count < 2 || after[1].hasSuffix(" 206"), "the takeover started over instead of resuming: \(after)")
+                    #expect(b.logText().contains("taking over a blob fetch from another replica"), "B never took the fetch over:\n\(b.logTail(lines: 30))")
+                    // Nothing unverified was stored: every blob file hashes to its name.
+                    let cache = Self.cache(set)
+                    #expect(cache.contains(layer.digest))
+                    #expect(cache.verifyBlobs() == [])
                 }
-                let onB = Task { try await HTTPFetch.get(Self.blobURL(b, repository, layer.digest), timeout: .seconds(180)) }
-                // About 10 of 32 MiB in: B follows A by now.
-                try await Task.sleep(for: .seconds(5))
-                let before = try await Self.frontGETs(front, repository: repository, digest: layer.digest)
-                #expect(before.count == 1, "before the kill both replicas should share one upstream GET: \(before)")
-                a.kill(signal: SIGKILL)
-                _ = await onA.value
-                let rb = try await onB.value
-                #expect(rb.status == 200, "B: \(rb.status) \(rb.text.prefix(300))\n\(b.logTail(lines: 30))")
-                #expect(rb.body.count == layer.size, "B got \(rb.body.count) of \(layer.size) bytes")
-                #expect(Self.sha256(rb.body) == layer.digest, "B's bytes do not hash to the digest")
-                let after = try await Self.frontGETs(front, repository: repository, digest: layer.digest)
-                #expect(after.count <= 2, "the upstream was asked more than once more: \(after)")
-                // The takeover continues at the offset B had followed to: a Range request.
-                #expect(after.count < 2 || after[1].hasSuffix(" 206"), "the takeover started over instead of resuming: \(after)")
-                #expect(b.logText().contains("taking over a blob fetch from another replica"), "B never took the fetch over:\n\(b.logTail(lines: 30))")
-                // Nothing unverified was stored: every blob file hashes to its name.
-                let cache = CacheInspection(root: URL(fileURLWithPath: cluster.directory.appending("cache", isDirectory: true).path))
-                #expect(cache.contains(layer.digest))
-                #expect(cache.verifyBlobs() == [])
             } catch {
-                for replica in replicas { await replica.stop() }
                 await front.stop()
-                await cluster.stop()
                 throw error
             }
-            for replica in replicas { await replica.stop() }
             await front.stop()
-            await cluster.stop()
         }
     }
 
@@ -265,27 +203,25 @@ struct ReplicaFetchTests {
     /// envelope; with it, an unknown digest is a 404.
     @Test func thePeerPortWantsTheToken() async throws {
         try await UpstreamRegistry.with { upstream in
-            let cluster = try await Cluster.make(upstreamURL: upstream.url)
-            do {
-                let (gateway, peer) = try await cluster.replica("replica-a")
-                defer { _ = gateway }
+            try await ReplicaSet.with(.upstreams([upstream.url]), count: 1) { set in
+                let replica = set.replicas[0]
+                // The replica's own configuration says where its peer port is.
+                let advertise = try #require(replica.config.extraYAML.split(separator: "\n").first { $0.contains("advertise_url:") })
+                let peer = advertise.split(separator: " ").last.map(String.init) ?? ""
+                let token = try String(contentsOf: set.storage.appending("peer-token"), encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
                 let digest = "sha256:" + String(repeating: "ab", count: 32)
                 let url = "\(peer)/_mirrorgate/peer/v1/blobs/\(digest)?registry=docker.io"
                 let bare = try await HTTPFetch.get(url)
                 #expect(bare.status == 401, "\(bare.status) \(bare.text.prefix(200))")
                 #expect(bare.text.contains("\"UNAUTHORIZED\""), "\(bare.text)")
-                let wrong = try await HTTPFetch.get(url, headers: [("Authorization", "Bearer " + String(repeating: "0", count: 64))])
+                let wrong = try await HTTPFetch.get(url, headers: [("Authorization", "Bearer " + String(repeating: "0", count: token.count))])
                 #expect(wrong.status == 401)
-                let prefix = try await HTTPFetch.get(url, headers: [("Authorization", "Bearer " + cluster.token.dropLast(1))])
+                let prefix = try await HTTPFetch.get(url, headers: [("Authorization", "Bearer " + token.dropLast(1))])
                 #expect(prefix.status == 401, "a prefix of the token must not pass")
-                let right = try await HTTPFetch.get(url, headers: [("Authorization", "Bearer " + cluster.token)])
+                let right = try await HTTPFetch.get(url, headers: [("Authorization", "Bearer " + token)])
                 #expect(right.status == 404, "\(right.status) \(right.text.prefix(200))")
-                await gateway.stop()
-            } catch {
-                await cluster.stop()
-                throw error
             }
-            await cluster.stop()
         }
     }
 }
