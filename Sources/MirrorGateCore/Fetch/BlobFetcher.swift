@@ -173,6 +173,8 @@ final class BlobFetcher: Service {
         var served: String?
         var note: String?
         var committed = false
+        /// Whether the spool starts with bytes streamed from another replica.
+        var peerPrefix = false
         fetchLoop: while true {
             var spool: Spool?
             var walk = pool.walk(registry: job.registry, ask: .blob(digest, method: .GET, from: 0), repository: job.repository, excluding: mismatched)
@@ -183,6 +185,7 @@ final class BlobFetcher: Service {
                 let newSpool: Spool
                 if let partial = resuming {
                     resuming = nil
+                    peerPrefix = true
                     newSpool = partial.spool
                     (hasher, written, size) = (partial.hasher, partial.written, partial.size)
                 } else {
@@ -199,6 +202,16 @@ final class BlobFetcher: Service {
                     switch result {
                     case .complete:
                         let actual = hasher.finalize()
+                        if actual != digest, peerPrefix {
+                            // The first bytes came from another replica's stream: they may be
+                            // the wrong ones, not this upstream's. Start over from byte 0.
+                            peerPrefix = false
+                            logger.warning("a fetch taken over from another replica did not verify; fetching it again from byte 0", metadata: ["digest": "\(digest)"])
+                            await newSpool.discard()
+                            spool = nil
+                            restart = true
+                            continue fetchLoop
+                        }
                         if actual != digest {
                             logger.error("upstream sent content that does not match its digest; not cached", metadata: [
                                 "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
