@@ -43,6 +43,12 @@ struct ReplicaTests {
         upstream.requests().filter { $0.isManifest && $0.method == "GET" }
     }
 
+    /// The direct children of `pid` (Linux: `/proc/<pid>/task/<pid>/children`).
+    static func children(of pid: Int32) -> [Int32] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
     /// Polls `condition` every 200 ms until it holds or `timeout` passes (a wait, not a
     /// performance assertion: the result is checked afterwards).
     static func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
@@ -162,11 +168,21 @@ struct ReplicaTests {
 
     // MARK: - Losing the database
 
-    /// PostgreSQL stops: the cached blob and the tag this replica resolved still serve with no
-    /// upstream request, a cached manifest by digest serves on the other replica too, a manifest that needs a spend is 429 with Retry-After (never an
-    /// upstream GET), `/readyz` and the log say the database is down; when PostgreSQL comes
-    /// back (same data, same port) the replica recovers by itself and spends again.
-    @Test func losingTheDatabaseServesTheCacheAndRecovers() async throws {
+    /// How the database goes away: it shuts down (connections refused), or it freezes
+    /// (SIGSTOP: connections hang, as behind a network partition, and only deadlines help).
+    enum Loss: String, CustomStringConvertible, CaseIterable, Sendable {
+        case shutdown
+        case freeze
+        var description: String { rawValue }
+    }
+
+    /// PostgreSQL goes away: the cached blob and the tag this replica resolved still serve
+    /// with no upstream request, a cached manifest by digest serves on the other replica too, a
+    /// manifest that needs a spend is 429 with Retry-After (never an upstream GET), `/readyz`
+    /// and the log say the database is down; when PostgreSQL comes back (same data, same port)
+    /// the replica recovers by itself and spends again.
+    @Test(arguments: Loss.allCases)
+    func losingTheDatabaseServesTheCacheAndRecovers(_ loss: Loss) async throws {
         let known = try ImageFixture.make(.ociImage, layerSizes: [128 << 10])
         let fresh = try ImageFixture.make(.ociImage, layerSizes: [16 << 10])
         try await UpstreamRegistry.with { upstream in
@@ -177,7 +193,16 @@ struct ReplicaTests {
                 try await Self.pull(a, "library/known", known)
                 try await upstream.waitForRequests { $0.isManifest && $0.method == "GET" }
 
-                await set.postgres.stopServer()
+                // The postmaster and its backends (each connection has one): stopping the
+                // postmaster alone would leave open connections answering.
+                let pgPID = try #require(set.postgres.pid)
+                let frozen = [pgPID] + Self.children(of: pgPID)
+                switch loss {
+                case .shutdown: await set.postgres.stopServer()
+                case .freeze: for pid in frozen { kill(pid, SIGSTOP) }
+                }
+                // A frozen server must run again before the set stops it.
+                defer { if loss == .freeze { for pid in frozen { kill(pid, SIGCONT) } } }
                 upstream.clearRequests()
                 // Known content serves (the first metadata call may wait out its deadline).
                 try await Self.pull(a, "library/known", known)
@@ -203,7 +228,10 @@ struct ReplicaTests {
                 #expect(ready.status == 200, "a replica that serves its cache stays in the Service")
                 #expect(a.logText().contains("PostgreSQL unreachable"))
 
-                try await set.postgres.startServer()
+                switch loss {
+                case .shutdown: try await set.postgres.startServer()
+                case .freeze: for pid in frozen { kill(pid, SIGCONT) }
+                }
                 let recovered = try await Self.eventually {
                     ready = try await HTTPFetch.get("\(a.url)/readyz")
                     return ready.text == "ok\n"
