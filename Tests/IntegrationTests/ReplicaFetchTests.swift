@@ -16,7 +16,7 @@ import Glibc
 /// - `kill -9` of the fetching replica halfway (the upstream throttled by ``RegistryFront``, so
 ///   "halfway" is reliable): the client on the survivor still gets the whole, correct blob,
 ///   after its replica took the fetch over; the upstream is asked once more at most.
-/// - The peer port answers 401 without the shared token.
+/// - The peer port answers 401 without the shared token, and a replica stops cleanly on SIGTERM.
 @Suite(.serialized, .enabled(if: PostgresServer.binDirectory != nil, Comment(rawValue: PostgresServer.skipMessage)))
 struct ReplicaFetchTests {
     static let MiB = 1 << 20
@@ -221,6 +221,14 @@ struct ReplicaFetchTests {
                 #expect(prefix.status == 401, "a prefix of the token must not pass")
                 let right = try await HTTPFetch.get(url, headers: [("Authorization", "Bearer " + token)])
                 #expect(right.status == 404, "\(right.status) \(right.text.prefix(200))")
+
+                // SIGTERM stops the replica cleanly, peer listener and peer client included.
+                replica.kill(signal: SIGTERM)
+                let stopping = ContinuousClock.now
+                while replica.exitStatus == nil, ContinuousClock.now - stopping < .seconds(20) {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(replica.exitStatus == 0, "exit status \(replica.exitStatus.map(String.init) ?? "none"):\n\(replica.logTail(lines: 20))")
             }
         }
     }
