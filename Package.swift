@@ -137,6 +137,8 @@ let package = Package(
                 "MirrorGateS3",
                 "MirrorGatePostgres",
                 "MirrorGateUpstream",
+                // The peer client (Cluster/PeerClient.swift) talks to other replicas directly.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

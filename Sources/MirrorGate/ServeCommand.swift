@@ -122,6 +122,20 @@ struct ServeCommand: AsyncParsableCommand {
                 logger: logger)
             services.append(.init(service: adminApp))
         }
+        if let cluster = config.cluster {
+            // Other replicas stream this one's in-flight blobs from here; stopped after the
+            // main listener (services stop in reverse), so followers finish with the fetch.
+            let peerApp = Application(
+                responder: PeerResponder<GatewayRequestContext>(blobs: components.peerBlobs, token: cluster.peerToken.value, logger: logger),
+                server: try ServerSetup.serverBuilder(
+                    limits: config.limits, tls: nil,
+                    connections: ConnectionGauge(limit: OpenFileLimit.adminConnections, listener: "cluster.peer_listen", logger: logger),
+                    logger: logger),
+                configuration: .init(address: .hostname(cluster.peerListen.host, port: cluster.peerListen.port), serverName: nil),
+                onServerRunning: ServerSetup.onServerRunning(logger: logger),
+                logger: logger)
+            services.insert(.init(service: peerApp), at: 1 + components.services.count)
+        }
         // Last, so it is the first to stop: /readyz fails while connections are still accepted.
         services.append(.init(service: ShutdownGrace(readiness: readiness, grace: config.shutdown.grace, logger: logger)))
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

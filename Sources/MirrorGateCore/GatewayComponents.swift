@@ -18,7 +18,7 @@ public struct GatewayComponents: Sendable {
     let pool: UpstreamPool
     let fetcher: BlobFetcher
     let prober: HealthProber
-    let flights: LocalFlights
+    let flights: any FlightCoordinator & Service
     /// The pull logic the HTTP front serves.
     public let service: PullService
     /// Where the pull ledger is kept: the metadata store.
@@ -137,7 +137,7 @@ public struct GatewayComponents: Sendable {
         let client = UpstreamClient(timeout: config.health.timeout, logger: logger)
         let pool = UpstreamPool(
             client: client, router: UpstreamRouter(config: config), health: UpstreamHealth(config: config), ledger: ledger, logger: logger)
-        let flights = LocalFlights()
+        let flights = Self.flights(config, leases: cache.shared?.leases, owner: cache.shared?.owner, logger: logger)
         let fetcher = BlobFetcher(
             pool: pool, blobs: cache.blobs, metadata: cache.metadata,
             limits: .init(
@@ -177,6 +177,7 @@ public struct GatewayComponents: Sendable {
     /// connection pools).
     public func shutdown() async throws {
         try await client.shutdown()
+        try await flights.cluster?.peers.shutdown()
         try await cache.shutdown()
     }
 }

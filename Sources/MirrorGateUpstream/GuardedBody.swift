@@ -19,7 +19,9 @@ public struct GuardedBody: AsyncSequence, Sendable {
     private let body: GuardedResponseBody
     public var guards: Guards { body.guards }
 
-    init(_ body: HTTPClientResponse.Body, guards: Guards) {
+    /// `body` under `guards` (any AsyncHTTPClient answer read as an upstream's: a peer
+    /// replica's, too).
+    public init(_ body: HTTPClientResponse.Body, guards: Guards) {
         self.body = GuardedResponseBody(body, guards: guards)
     }
 

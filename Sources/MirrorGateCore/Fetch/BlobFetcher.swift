@@ -145,20 +145,54 @@ final class BlobFetcher: Service {
             blob.finishStored(in: blobs, size: size)
             return
         }
+        if let cluster = flights.cluster {
+            await fetchAcrossReplicas(job, cluster: cluster)
+        } else {
+            await fetchFromUpstreams(job, resuming: nil, lease: nil)
+        }
+    }
+
+    /// Bytes of a fetch already spooled (followed from another replica whose stream broke),
+    /// which the upstream fetch continues from.
+    struct Partial: Sendable {
+        var spool: Spool
+        var hasher: ContentHasher
+        var written: UInt64
+        var size: UInt64?
+    }
+
+    /// Fetches from the upstreams into the job's blob, continuing `resuming` when given, then
+    /// commits: bytes into storage first, the object row after (through `lease` when one is
+    /// held, which also ends the lease). A lease is released when the fetch fails.
+    func fetchFromUpstreams(_ job: Job, resuming: Partial?, lease: (FetchLease, ReplicaCluster)?) async {
+        let blob = job.blob
+        let digest = blob.digest
+        var resuming = resuming
         var restart = false
         var mismatched = Set<Upstream.ID>()
         var served: String?
         var note: String?
+        var committed = false
+        /// Whether the spool starts with bytes streamed from another replica.
+        var peerPrefix = false
         fetchLoop: while true {
             var spool: Spool?
             var walk = pool.walk(registry: job.registry, ask: .blob(digest, method: .GET, from: 0), repository: job.repository, excluding: mismatched)
             do {
-                let newSpool = try await blobs.makeSpool(for: digest)
-                spool = newSpool
-                blob.begin(spool: newSpool, restart: restart)
                 var hasher = ContentHasher(digest.algorithm)
                 var written: UInt64 = 0
                 var size: UInt64?
+                let newSpool: Spool
+                if let partial = resuming {
+                    resuming = nil
+                    peerPrefix = true
+                    newSpool = partial.spool
+                    (hasher, written, size) = (partial.hasher, partial.written, partial.size)
+                } else {
+                    newSpool = try await blobs.makeSpool(for: digest)
+                    blob.begin(spool: newSpool, restart: restart)
+                }
+                spool = newSpool
                 while let upstream = await walk.next() {
                     let before = written
                     walk.ask = .blob(digest, method: .GET, from: written)
@@ -168,6 +202,16 @@ final class BlobFetcher: Service {
                     switch result {
                     case .complete:
                         let actual = hasher.finalize()
+                        if actual != digest, peerPrefix {
+                            // The first bytes came from another replica's stream: they may be
+                            // the wrong ones, not this upstream's. Start over from byte 0.
+                            peerPrefix = false
+                            logger.warning("a fetch taken over from another replica did not verify; fetching it again from byte 0", metadata: ["digest": "\(digest)"])
+                            await newSpool.discard()
+                            spool = nil
+                            restart = true
+                            continue fetchLoop
+                        }
                         if actual != digest {
                             logger.error("upstream sent content that does not match its digest; not cached", metadata: [
                                 "upstream": "\(upstream.name)", "digest": "\(digest)", "actual": "\(actual)",
@@ -183,7 +227,14 @@ final class BlobFetcher: Service {
                         try await blobs.commit(newSpool, verifiedAs: actual)
                         spool = nil
                         let now = Date()
-                        try? await metadata.saveObject(ObjectRecord(digest: digest, size: written, mediaType: nil, createdAt: now, lastAccess: now))
+                        let record = ObjectRecord(digest: digest, size: written, mediaType: nil, createdAt: now, lastAccess: now)
+                        if case let (lease, cluster)? = lease {
+                            // One transaction: the row, its link and the lease's end; a replica
+                            // that claims after it finds the object.
+                            committed = (try? await cluster.leases.complete(lease, saving: record, link: (job.registry, job.repository.value))) != nil
+                        }
+                        if !committed { try? await metadata.saveObject(record) }
+                        committed = true
                         await links.link(digest, registry: job.registry, repository: job.repository.value)
                         served = upstream.name
                         note = [note, walk.note].compactMap { $0 }.joined(separator: "; ").nonEmpty
@@ -212,6 +263,9 @@ final class BlobFetcher: Service {
                 blob.finish(.failed(RegistryError(.blobUnknown, status: 503, "cache storage failed (\(summary)); retry: the gateway now passes blobs through")), size: nil)
                 break fetchLoop
             }
+        }
+        if !committed, case let (lease, cluster)? = lease {
+            try? await cluster.leases.release(lease)
         }
         logger.info("blob fetch finished", metadata: [
             "digest": "\(digest)", "registry": "\(job.registry)", "repository": "\(job.repository)",

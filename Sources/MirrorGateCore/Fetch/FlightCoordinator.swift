@@ -47,6 +47,14 @@ protocol FlightCoordinator: Sendable {
     func endBlobFlight(_ key: FlightKey)
     /// Whether a blob fetch runs for `key` (readers can still join it).
     func isBlobInFlight(_ key: FlightKey) -> Bool
+    /// The blob fetch running for `key`, if any (the peer endpoint serves it to other replicas).
+    func runningBlobFlight(_ key: FlightKey) -> BlobFetcher.Flight?
     /// Every blob fetch running now.
     var blobFlights: [BlobFetcher.Flight] { get }
+    /// The replicas this one shares blob fetches with (nil: none; fetch from the upstreams).
+    var cluster: ReplicaCluster? { get }
+}
+
+extension FlightCoordinator {
+    var cluster: ReplicaCluster? { nil }
 }

@@ -131,6 +131,9 @@ public final class InFlightBlob: Sendable {
     /// Upstreams the fetch skipped or that failed before `source` served it, with reasons.
     public var skipped: String? { state.withLock { $0.skipped } }
 
+    /// The size if known and the bytes readers may take (a lease heartbeat's progress).
+    var progress: (size: UInt64?, visible: UInt64) { state.withLock { ($0.size, $0.visible) } }
+
     /// Clients reading this blob now.
     public var readers: Int { readerCount.load(ordering: .relaxed) }
 

@@ -111,6 +111,10 @@ final class LocalFlights: FlightCoordinator, Service {
         blobs.withLock { $0[key] != nil }
     }
 
+    func runningBlobFlight(_ key: FlightKey) -> BlobFetcher.Flight? {
+        blobs.withLock { $0[key] }
+    }
+
     var blobFlights: [BlobFetcher.Flight] {
         blobs.withLock { Array($0.values) }
     }

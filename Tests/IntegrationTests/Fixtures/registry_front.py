@@ -46,6 +46,9 @@ failure mode is set with `POST /_front/mode` and a JSON body:
     {"stall_manifest_bodies": true} manifest GETs get the backend's status and headers but
                                     never their body (the connection is held for 120 s;
                                     false forwards bodies again)
+    {"blob_rate": BYTES_PER_SECOND} blob GET bodies (`/v2/<name>/blobs/<digest>`) are sent
+                                    at most this fast (a slow upstream, so a test can act
+                                    while a fetch is half done); 0 or null: full speed
 `GET /_front/log` returns one line per request seen: "METHOD PATH STATUS".
 `GET /_front/requests` returns the same requests as a JSON array of {"method", "path",
 "status", "auth"}, where auth is the scheme of the request's Authorization header:
@@ -162,6 +165,8 @@ def apply_mode(body):
             state["stall_redirects"] = bool(body["stall_redirects"])
         if "stall_manifest_bodies" in body:
             state["stall_manifest_bodies"] = bool(body["stall_manifest_bodies"])
+        if "blob_rate" in body:
+            state["blob_rate"] = int(body["blob_rate"] or 0)
 
 
 def auth_scheme(value):
@@ -412,10 +417,19 @@ class Front(http.server.BaseHTTPRequestHandler):
             time.sleep(120)
             self.close_connection = True
             return
+        with lock:
+            rate = state.get("blob_rate", 0) if "/blobs/" in self.path and self.command == "GET" else 0
+        started, sent = time.monotonic(), 0
         while True:
             chunk = response.read(1 << 16)
             if not chunk:
                 break
+            if rate:
+                # Sleep until this chunk is due at `rate` bytes per second.
+                sent += len(chunk)
+                due = started + sent / rate
+                if due > time.monotonic():
+                    time.sleep(max(0.0, due - time.monotonic()))
             if chunked:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             else:
