@@ -12,11 +12,11 @@ import Testing
 struct BenchmarkSmokeTests {
     /// The systems each workload must report (workload 5 is measured during 1 and 2).
     static let expected: [Int: Set<String>] = [
-        1: ["mirrorgate", "distribution", "nginx"],
+        1: ["mirrorgate", "distribution", "nginx", "mirrorgate-tls"],
         2: ["mirrorgate", "distribution", "nginx"],
         3: ["mirrorgate", "distribution"],
         4: ["mirrorgate", "distribution"],
-        5: ["mirrorgate", "distribution", "nginx"],
+        5: ["mirrorgate", "distribution", "nginx", "mirrorgate-tls"],
         6: ["mirrorgate", "mirrorgate-norefresh", "mirrorgate-ttl0", "distribution"],
         7: ["mirrorgate", "distribution"],
     ]
