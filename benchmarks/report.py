@@ -146,8 +146,13 @@ add(f"`wrk -t{st['wrk_threads']} -c8|64 -d{st['wrk_duration']}` on `GET /v2/libr
     "`tls:` listener, which cannot use sendfile. CPU per GiB is the server's utime + stime over the run.")
 add("")
 rows = []
+def blob_systems(c):
+    """TLS is not run at 64 connections (none of 64 whole blobs finishes within a wrk run)."""
+    return [s for s in BLOB_SYSTEMS if not (s == "mirrorgate-tls" and c == "c64")]
+
+
 for c, name in BLOB_VARIANTS:
-    for s in BLOB_SYSTEMS:
+    for s in blob_systems(c):
         m = med(1, s, c, "mib_per_s")
         rows.append([name, LABEL[s], fmt(m), spread(1, s, c, "mib_per_s"), fmt(med(1, s, c, "requests_per_s"), 2),
                      fmt(med(1, s, c, "cpu_s_per_gib"), 3),
@@ -202,7 +207,7 @@ rows = []
 names = {"c8": "blob, 8 conns", "c64": "blob, 64 conns", "range-c8": "blob Range, 8 conns", "manifest": "manifest by tag, 16 conns",
          "digest": "manifest by digest, 16 conns", "base": "GET /v2/, 16 conns"}
 for v, unit in [(c, "cpu_s_per_gib") for c, _ in BLOB_VARIANTS] + [(m, "cpu_us_per_request") for m, _ in MANIFEST_VARIANTS]:
-    for s in (BLOB_SYSTEMS if unit == "cpu_s_per_gib" else SYSTEMS):
+    for s in (blob_systems(v) if unit == "cpu_s_per_gib" else SYSTEMS):
         rows.append([names[v], LABEL[s],
                      fmt(med(5, s, v, "peak_rss_mib")), fmt(med(5, s, v, "cpu_s"), 2),
                      (fmt(med(5, s, v, unit), 2) + " CPU s/GiB") if unit == "cpu_s_per_gib" else (fmt(med(5, s, v, unit), 1) + " CPU µs/request")])
