@@ -5,7 +5,8 @@ import Testing
 /// Cached blobs on a plain-HTTP listener go out with `sendfile` (the request log says
 /// `sent_with=sendfile`), and keep what the buffered path guarantees: the right bytes for whole
 /// blobs and ranges, `send_timeout` for clients that stop reading (and none for one that reads
-/// slowly but steadily), the bytes in the request log, the eviction lease until the last byte.
+/// slowly but steadily), the bytes in the request log, the eviction lease until the last byte,
+/// flat memory whatever the number of slow clients.
 /// A TLS listener streams buffers, as before.
 @Suite(.serialized)
 struct ZeroCopyTests {
@@ -150,6 +151,44 @@ struct ZeroCopyTests {
                 #expect(try await HTTPFetch.get("\(gateway.url)\(path)").body == fixture.bytes(of: layer.digest))
             }
         }
+    }
+
+    /// 64 slow clients of a cached blob hold no body buffers in the gateway: its anonymous
+    /// memory stays flat (the buffered path held up to 1 MiB per client: MemoryReleaseTests).
+    @Test func slowClientsOfACachedBlobHoldNoBuffers() async throws {
+        #if os(Linux)
+        let fixture = try ImageFixture.make(.ociImage, layerSizes: [16 * Self.MiB], layerFormat: .random)
+        let layer = fixture.layers[0]
+        let curl = try #require(ManagedProcess.which("curl"))
+        try await UpstreamRegistry.with { upstream in
+            try await skopeo.push(fixture, to: upstream.hostPort, repository: "library/flat")
+            try await GatewayProcess.with(.upstreams([upstream.url])) { gateway in
+                let url = "\(gateway.url)/v2/library/flat/blobs/\(layer.digest)"
+                #expect(try await HTTPFetch.get(url).status == 200)
+                let pid = try #require(gateway.pid)
+                let before = try #require(MemoryReleaseTests.status(pid, "RssAnon"))
+                let clients = Task {
+                    try await withThrowingTaskGroup(of: Int32.self) { group in
+                        for _ in 0..<64 {
+                            group.addTask {
+                                try await ManagedProcess.run(curl, arguments: [
+                                    "-sS", "--limit-rate", "1M", "--max-time", "3", "-o", "/dev/null", url,
+                                ], timeout: .seconds(30)).status
+                            }
+                        }
+                        var statuses: [Int32] = []
+                        for try await status in group { statuses.append(status) }
+                        return statuses
+                    }
+                }
+                try await Task.sleep(for: .seconds(2))
+                let during = try #require(MemoryReleaseTests.status(pid, "RssAnon"))
+                let statuses = try await clients.value
+                #expect(statuses.allSatisfy { $0 == 28 || $0 == 0 }, "a client failed: \(statuses)")
+                #expect(during - before < 16 * Self.MiB, "64 slow clients grew the gateway from \(before / Self.MiB) to \(during / Self.MiB) MiB")
+            }
+        }
+        #endif
     }
 
     /// While a client is in the middle of a cached blob, the janitor (over `storage.max_size`
