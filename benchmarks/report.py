@@ -16,9 +16,13 @@ import matplotlib.pyplot as plt
 
 SYSTEMS = ["mirrorgate", "distribution", "nginx"]
 LABEL = {"mirrorgate": "MirrorGate", "distribution": "distribution proxy", "nginx": "nginx (static)",
-         "mirrorgate-ttl0": "MirrorGate, tags.ttl 0s",
+         "mirrorgate-ttl0": "MirrorGate, tags.ttl 0s", "mirrorgate-tls": "MirrorGate on TLS (no sendfile)",
+         "mirrorgate-s3": "MirrorGate, blobs in S3 (streamed)", "mirrorgate-s3-redirect": "MirrorGate, blobs in S3 (307 redirect)",
          "mirrorgate-norefresh": "MirrorGate, refresh_after = ttl 10m (before)"}
-COLOR = {"mirrorgate": "#2b7bba", "distribution": "#e08a1e", "nginx": "#7a7a7a", "mirrorgate-ttl0": "#8cc0e8", "mirrorgate-norefresh": "#1d4f78"}
+COLOR = {"mirrorgate": "#2b7bba", "distribution": "#e08a1e", "nginx": "#7a7a7a", "mirrorgate-ttl0": "#8cc0e8", "mirrorgate-norefresh": "#1d4f78", "mirrorgate-tls": "#5aa0d8"}
+BLOB_SYSTEMS = SYSTEMS + ["mirrorgate-tls"]
+BLOB_VARIANTS = (("c8", "8 conns"), ("c64", "64 conns"), ("range-c8", "Range, 8 conns"))
+MANIFEST_VARIANTS = (("manifest", "manifest by tag"), ("digest", "manifest by digest"), ("base", "GET /v2/"))
 
 tsv, meta_file, out_md, out_png = sys.argv[1:5]
 notes = open(sys.argv[5]).read().strip() if len(sys.argv) > 5 and os.path.exists(sys.argv[5]) else None
@@ -88,6 +92,14 @@ for c in ("c8", "c64"):
 for c in ("c8", "c64"):
     r = ratio(med(1, "mirrorgate", c, "mib_per_s"), med(1, "nginx", c, "mib_per_s"))
     g.append((f"warm blob throughput ≥ 0.8× nginx ({c[1:]} connections)", f"{fmt(r, 2)}×", r is not None and r >= 0.8))
+for c, name in (("c8", "whole blob, 8 connections"), ("range-c8", "Range, 8 connections")):
+    r = ratio(med(1, "mirrorgate", c, "cpu_s_per_gib"), med(1, "nginx", c, "cpu_s_per_gib"))
+    g.append((f"warm blob CPU per GiB ≤ 1.2× nginx's ({name})", f"{fmt(r, 2)}×", r is not None and r <= 1.2))
+    r = ratio(med(1, "mirrorgate", c, "mib_per_s"), med(1, "nginx", c, "mib_per_s"))
+    g.append((f"warm blob throughput ≥ 0.9× nginx ({name})", f"{fmt(r, 2)}×", r is not None and r >= 0.9))
+for v, name in (("manifest", "by tag"), ("digest", "by digest")):
+    r = ratio(med(2, "mirrorgate", v, "requests_per_s"), med(2, "mirrorgate", "base", "requests_per_s"))
+    g.append((f"cached manifest {name} ≥ 0.6× the requests/s of GET /v2/ on the same gateway", f"{fmt(r, 2)}×", r is not None and r >= 0.6))
 a, b = med(2, "mirrorgate", "manifest", "p99_ms"), med(2, "distribution", "manifest", "p99_ms")
 g.append(("manifest p99 no worse than distribution", f"{fmt(a, 2)} ms vs {fmt(b, 2)} ms", a is not None and b is not None and a <= b))
 cv = f"c{st['clients']}"
@@ -129,29 +141,40 @@ def table(header, rows):
 add("## 1. Warm blob throughput")
 add("")
 add(f"`wrk -t{st['wrk_threads']} -c8|64 -d{st['wrk_duration']}` on `GET /v2/library/bench/blobs/sha256:…` "
-    "(the blob is in every system's cache; nginx serves the upstream registry's own data file with sendfile).")
+    "(the blob is in every system's cache; nginx serves the upstream registry's own data file with sendfile); "
+    "Range: the middle half of the blob (`Range: bytes=…`, 206). MirrorGate on TLS is a second gateway with a "
+    "`tls:` listener, which cannot use sendfile. CPU per GiB is the server's utime + stime over the run.")
 add("")
 rows = []
-for c in ("c8", "c64"):
-    for s in SYSTEMS:
+def blob_systems(c):
+    """TLS is not run at 64 connections (none of 64 whole blobs finishes within a wrk run)."""
+    return [s for s in BLOB_SYSTEMS if not (s == "mirrorgate-tls" and c == "c64")]
+
+
+for c, name in BLOB_VARIANTS:
+    for s in blob_systems(c):
         m = med(1, s, c, "mib_per_s")
-        rows.append([c[1:], LABEL[s], fmt(m), spread(1, s, c, "mib_per_s"), fmt(med(1, s, c, "requests_per_s"), 2),
-                     fmt(ratio(med(1, "mirrorgate", c, "mib_per_s"), m), 2) + "×" if s != "mirrorgate" else ""])
-table(["connections", "system", "MiB/s", "min–max", "requests/s", "MirrorGate ÷ this"], rows)
+        rows.append([name, LABEL[s], fmt(m), spread(1, s, c, "mib_per_s"), fmt(med(1, s, c, "requests_per_s"), 2),
+                     fmt(med(1, s, c, "cpu_s_per_gib"), 3),
+                     fmt(ratio(med(1, "mirrorgate", c, "mib_per_s"), m), 2) + "×" if s != "mirrorgate" else "",
+                     fmt(ratio(med(1, "mirrorgate", c, "cpu_s_per_gib"), med(1, s, c, "cpu_s_per_gib")), 2) + "×" if s != "mirrorgate" else ""])
+table(["load", "system", "MiB/s", "min–max", "requests/s", "CPU s/GiB", "MirrorGate MiB/s ÷ this", "MirrorGate CPU/GiB ÷ this"], rows)
 
 add("## 2. Warm manifest by tag")
 add("")
-add(f"`wrk -t{st['wrk_threads']} -c16 -d{st['wrk_duration']} --latency` on `GET /v2/library/bench/manifests/v1` with "
-    "the full OCI + Docker `Accept` list. distribution's proxy mode asks the upstream about the tag on every request "
-    "(HEAD); MirrorGate answers from its cache within `tags.ttl` (default 10m); nginx serves a file.")
+add(f"`wrk -t{st['wrk_threads']} -c16 -d{st['wrk_duration']} --latency` on `GET /v2/library/bench/manifests/v1` (by tag), "
+    "on the same manifest by digest, and on `GET /v2/` (each server's floor), with the full OCI + Docker `Accept` "
+    "list. distribution's proxy mode asks the upstream about the tag on every request (HEAD); MirrorGate answers "
+    "from its cache within `tags.ttl` (default 10m); nginx serves a file.")
 add("")
 rows = []
-for s in SYSTEMS:
-    rows.append([LABEL[s], fmt(med(2, s, "manifest", "requests_per_s")), spread(2, s, "manifest", "requests_per_s"),
-                 fmt(med(2, s, "manifest", "p50_ms"), 3), fmt(med(2, s, "manifest", "p99_ms"), 3),
-                 fmt(ratio(med(2, "mirrorgate", "manifest", "requests_per_s"), med(2, s, "manifest", "requests_per_s")), 2) + "×"
-                 if s != "mirrorgate" else ""])
-table(["system", "requests/s", "min–max", "p50 ms", "p99 ms", "MirrorGate rps ÷ this"], rows)
+for v, name in MANIFEST_VARIANTS:
+    for s in SYSTEMS:
+        rows.append([name, LABEL[s], fmt(med(2, s, v, "requests_per_s")), spread(2, s, v, "requests_per_s"),
+                     fmt(med(2, s, v, "p50_ms"), 3), fmt(med(2, s, v, "p99_ms"), 3), fmt(med(2, s, v, "cpu_us_per_request"), 1),
+                     fmt(ratio(med(2, "mirrorgate", v, "requests_per_s"), med(2, s, v, "requests_per_s")), 2) + "×"
+                     if s != "mirrorgate" else fmt(ratio(med(2, s, v, "requests_per_s"), med(2, s, "base", "requests_per_s")), 2) + "× of /v2/"])
+table(["request", "system", "requests/s", "min–max", "p50 ms", "p99 ms", "CPU µs/request", "MirrorGate rps ÷ this"], rows)
 
 add("## 3. Cold pull")
 add("")
@@ -160,8 +183,9 @@ add("One `skopeo copy docker://… dir:…` of the whole image through a fresh s
     "registry's access log.")
 add("")
 rows = [[LABEL[s], fmt(med(3, s, "c1", "wall_s"), 2), spread(3, s, "c1", "wall_s"), fmt(med(3, s, "c1", "upstream_requests"), 0),
-         fmt(med(3, s, "c1", "upstream_mib"), 1)] for s in SYSTEMS[:2]]
-table(["system", "wall s", "min–max", "upstream requests", "upstream MiB"], rows)
+         fmt(med(3, s, "c1", "upstream_mib"), 1), fmt(med(3, s, "c1", "cpu_s_per_gib"), 2), fmt(med(3, s, "c1", "peak_rss_mib"), 0)]
+        for s in SYSTEMS[:2]]
+table(["system", "wall s", "min–max", "upstream requests", "upstream MiB", "CPU s/GiB served", "peak RSS MiB"], rows)
 
 add(f"## 4. {st['clients']} concurrent cold pulls of one image")
 add("")
@@ -170,8 +194,8 @@ add(f"{st['clients']} `skopeo copy` at once through a fresh server; every blob e
 add("")
 rows = [[LABEL[s], fmt(med(4, s, cv, "upstream_mib"), 1), fmt(med(4, s, cv, "upstream_copies"), 3),
          fmt(med(4, s, cv, "upstream_requests"), 0), fmt(med(4, s, cv, "wall_s"), 2), spread(4, s, cv, "wall_s"),
-         fmt(med(4, s, cv, "peak_rss_mib"), 0)] for s in SYSTEMS[:2]]
-table(["system", "upstream MiB", "copies of the image", "upstream requests", "wall s", "min–max", "peak RSS MiB"], rows)
+         fmt(med(4, s, cv, "peak_rss_mib"), 0), fmt(med(4, s, cv, "cpu_s_per_gib"), 2)] for s in SYSTEMS[:2]]
+table(["system", "upstream MiB", "copies of the image", "upstream requests", "wall s", "min–max", "peak RSS MiB", "CPU s/GiB served"], rows)
 
 add("## 5. Memory and CPU during workloads 1 and 2")
 add("")
@@ -180,13 +204,15 @@ add("Peak RSS is VmHWM of the server (nginx: master + workers, summed), reset be
     "runs. CPU is utime + stime from `/proc/PID/stat` before and after the run.")
 add("")
 rows = []
-for v, unit in (("c8", "cpu_s_per_gib"), ("c64", "cpu_s_per_gib"), ("manifest", "cpu_us_per_request")):
-    for s in SYSTEMS:
-        rows.append([{"c8": "blob, 8 conns", "c64": "blob, 64 conns", "manifest": "manifest, 16 conns"}[v], LABEL[s],
+names = {"c8": "blob, 8 conns", "c64": "blob, 64 conns", "range-c8": "blob Range, 8 conns", "manifest": "manifest by tag, 16 conns",
+         "digest": "manifest by digest, 16 conns", "base": "GET /v2/, 16 conns"}
+for v, unit in [(c, "cpu_s_per_gib") for c, _ in BLOB_VARIANTS] + [(m, "cpu_us_per_request") for m, _ in MANIFEST_VARIANTS]:
+    for s in (blob_systems(v) if unit == "cpu_s_per_gib" else SYSTEMS):
+        rows.append([names[v], LABEL[s],
                      fmt(med(5, s, v, "peak_rss_mib")), fmt(med(5, s, v, "cpu_s"), 2),
                      (fmt(med(5, s, v, unit), 2) + " CPU s/GiB") if unit == "cpu_s_per_gib" else (fmt(med(5, s, v, unit), 1) + " CPU µs/request")])
 table(["workload", "system", "peak RSS MiB", "CPU s", "CPU per unit of work"], rows)
-add("RSS after the warm workloads: " + ", ".join(f"{LABEL[s]} {fmt(med(5, s, 'idle', 'rss_after_mib'))} MiB" for s in SYSTEMS) + ".")
+add("RSS after the warm workloads: " + ", ".join(f"{LABEL[s]} {fmt(med(5, s, 'idle', 'rss_after_mib'))} MiB" for s in BLOB_SYSTEMS) + ".")
 add("")
 
 add("## 6. Tag-heavy: manifest GETs spent upstream")
@@ -230,6 +256,19 @@ for x in SYSTEMS[:2]:
     rows.append([LABEL[x], "requests (errors)", "during the load", ""] + [f"{q:,.0f} ({e:,.0f})" for q, e in zip(reqs, errs)])
 table(["system", "figure", "when", "before round 1"] + [f"round {r}" for r in rounds], rows)
 
+add("## 8. Warm blob from S3")
+add("")
+add(f"MirrorGate with `storage.backend: s3` on a moto_server bucket, the blob cached there: `wrk -t{st['wrk_threads']} -c8 "
+    f"-d{st['wrk_duration']}` on it, streamed from the bucket through the gateway, and with `storage.s3.redirect: true` "
+    "answered 307 to a presigned URL (wrk does not follow it: the figures are the gateway's cost of the answer). "
+    "moto (Python) is far slower than a real object store, so the streamed throughput is the bucket's.")
+add("")
+rows = [[LABEL[s], fmt(med(8, s, "c8", "mib_per_s")), fmt(med(8, s, "c8", "requests_per_s"), 1), fmt(med(8, s, "c8", "p50_ms"), 3),
+         fmt(med(8, s, "c8", "p99_ms"), 3),
+         (fmt(med(8, s, "c8", "cpu_s_per_gib"), 3) + " CPU s/GiB") if s == "mirrorgate-s3" else (fmt(med(8, s, "c8", "cpu_us_per_request"), 1) + " CPU µs/request")]
+        for s in ("mirrorgate-s3", "mirrorgate-s3-redirect")]
+table(["system", "MiB/s", "requests/s", "p50 ms", "p99 ms", "CPU per unit of work"], rows)
+
 add("## What changed")
 add("")
 add(notes if notes else "Nothing: this run measures the tree as it is.")
@@ -266,10 +305,10 @@ def bars(ax, title, ylabel, groups, series, getter, digits=0):
     ax.set_ylabel(ylabel)
 
 
-bars(axes[0][0], "1. warm blob throughput", "MiB/s", [("c8", "8 conns"), ("c64", "64 conns")], SYSTEMS,
+bars(axes[0][0], "1. warm blob throughput", "MiB/s", list(BLOB_VARIANTS), BLOB_SYSTEMS,
      lambda s, grp: med(1, s, grp[0], "mib_per_s"))
 axes[0][0].legend(fontsize=8)
-bars(axes[0][1], "2. warm manifest by tag", "requests/s", [("manifest", "requests/s")], SYSTEMS,
+bars(axes[0][1], "2. warm manifests and /v2/", "requests/s", [(v, n.replace("manifest ", "")) for v, n in MANIFEST_VARIANTS], SYSTEMS,
      lambda s, grp: med(2, s, grp[0], "requests_per_s"))
 bars(axes[0][2], "2. manifest latency", "ms", [("p50_ms", "p50"), ("p99_ms", "p99")], SYSTEMS,
      lambda s, grp: med(2, s, "manifest", grp[0]), 2)

@@ -52,9 +52,18 @@ extension RegistryResponder {
                 return Response(status: status, headers: headers, body: .init())
             }
             let reader = try await cached.reader(range: selected!)
+            let sender = (context as? any FileSendingRequestContext)?.fileSender
             // The body holds the cached blob (and its lease), so it is not evicted until sent.
             let body = ResponseBody(contentLength: Int(reader.length)) { writer in
                 defer { withExtendedLifetime(cached) {} }
+                // A local file goes out with sendfile (returning once its last byte is on the
+                // socket), else (TLS, an object store) in buffers.
+                if let region = reader.fileRegion, let sender {
+                    let counter = (writer as? any ByteCountingWriter)?.counter
+                    if try await sender.send(region, sent: { counter?.addSentFile($0) }) {
+                        return try await writer.finish(nil)
+                    }
+                }
                 try await reader.stream { try await writer.write($0) }
                 try await writer.finish(nil)
             }

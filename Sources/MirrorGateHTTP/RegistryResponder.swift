@@ -90,10 +90,10 @@ public struct RegistryResponder<Context: RequestContext>: HTTPResponder {
             do {
                 try await body.write(CountingWriter(base: writer, counter: counter))
             } catch {
-                log.finish(bytes: counter.total, aborted: "\(error)", logger: logger, activity: activity, ledger: ledger)
+                log.finish(bytes: counter.total, sentWith: counter.sentWith, aborted: "\(error)", logger: logger, activity: activity, ledger: ledger)
                 throw error
             }
-            log.finish(bytes: counter.total, aborted: nil, logger: logger, activity: activity, ledger: ledger)
+            log.finish(bytes: counter.total, sentWith: counter.sentWith, aborted: nil, logger: logger, activity: activity, ledger: ledger)
         }
         return response
     }

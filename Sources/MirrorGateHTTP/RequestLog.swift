@@ -40,8 +40,8 @@ struct RequestLog: Sendable {
     var start: ContinuousClock.Instant = .now
 
     /// Emits the line, the metrics, the activity record and the ledger record. `bytes`: body
-    /// bytes sent.
-    func finish(bytes: Int, aborted: String?, logger: Logger, activity: GatewayActivity?, ledger: PullLedger? = nil) {
+    /// bytes sent; `sentWith`: "sendfile" when the body went out as a file region.
+    func finish(bytes: Int, sentWith: String? = nil, aborted: String?, logger: Logger, activity: GatewayActivity?, ledger: PullLedger? = nil) {
         let duration = ContinuousClock.now - start
         var metadata: Logger.Metadata = [
             "request_id": "\(id)",
@@ -49,6 +49,7 @@ struct RequestLog: Sendable {
             "bytes": "\(bytes)",
             "ms": "\(duration.milliseconds)",
         ]
+        if let sentWith { metadata["sent_with"] = "\(sentWith)" }
         if let registry { metadata["registry"] = "\(registry)" }
         if let repository { metadata["name"] = "\(repository)" }
         if let reference { metadata["reference"] = "\(reference)" }
@@ -81,8 +82,14 @@ struct RequestLog: Sendable {
     }
 }
 
+/// A body writer that counts what passes it, so that bytes sent past it (a file region written
+/// straight to the connection) are counted too.
+protocol ByteCountingWriter: ResponseBodyWriter {
+    var counter: ByteCounter { get }
+}
+
 /// Counts body bytes on their way to the client.
-struct CountingWriter: ResponseBodyWriter {
+struct CountingWriter: ByteCountingWriter {
     var base: any ResponseBodyWriter
     let counter: ByteCounter
 
@@ -99,8 +106,16 @@ struct CountingWriter: ResponseBodyWriter {
 /// A byte count shared between a body writer and the code that logs after it.
 final class ByteCounter: Sendable {
     private let value = Atomic<Int>(0)
+    private let file = Atomic<Bool>(false)
     func add(_ n: Int) { value.add(n, ordering: .relaxed) }
+    /// Bytes of a file region on the socket (sent with `sendfile`).
+    func addSentFile(_ n: Int) {
+        file.store(true, ordering: .relaxed)
+        value.add(n, ordering: .relaxed)
+    }
     var total: Int { value.load(ordering: .relaxed) }
+    /// How the body went out, for the log line: nil for buffers.
+    var sentWith: String? { file.load(ordering: .relaxed) ? "sendfile" : nil }
 }
 
 extension Duration {

@@ -11,18 +11,20 @@ public enum ServerSetup {
     /// client may take to send a request head), the request-body deadline (the same timeout,
     /// counted from the head), the connection cap of `connections` and the delivery guard
     /// (responses reach their last byte before a close; readers that stop are abandoned after
-    /// `send_timeout`); wrapped in TLS when `tls` is given. The handler list is an
+    /// `send_timeout`); cached blobs sent with `sendfile` unless `tls` is given (then wrapped
+    /// in TLS, which needs the bytes in user space). The handler list is an
     /// autoclosure: each connection gets its own handlers.
     public static func serverBuilder(limits: LimitsConfig, tls: ReloadableTLS?, connections: ConnectionGauge, logger: Logger) throws -> HTTPServerBuilder {
         let sendTimeout = TimeAmount.nanoseconds(Int64(clamping: limits.sendTimeout.components.seconds) * 1_000_000_000)
         let idleTimeout = TimeAmount.nanoseconds(Int64(clamping: limits.idleTimeout.components.seconds) * 1_000_000_000)
+        let sendsFiles = tls == nil
         let http = HTTPServerBuilder.http1(configuration: .init(
             additionalChannelHandlers: [
                 ConnectionLimitHandler(gauge: connections),
                 RequestBodyDeadlineHandler(timeout: idleTimeout),
                 ResponseDeliveryHandler(timeout: sendTimeout, logger: logger),
                 ReasonPhraseInstaller(),
-            ],
+            ] + (sendsFiles ? [FileRegionInstaller()] : []),
             idleTimeout: idleTimeout,
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: limits.maxHeaderSize, maxHeaderListSize: limits.maxHeaderSize, maxHeaderFieldCount: 200)))

@@ -10,6 +10,32 @@ public protocol BlobReader: Sendable {
     /// Sends the range to `sink`, chunk by chunk; each call returns when the consumer has
     /// taken the chunk (an HTTP writer returns once its channel accepts more).
     func stream(to sink: (ByteBuffer) async throws -> Void) async throws
+    /// The range as a region of an open local file, for a writer that can send it without
+    /// copying it through user space (`sendfile`); nil when the bytes are not in a local file
+    /// (an object store), and the caller streams them.
+    var fileRegion: BlobFileRegion? { get }
+}
+
+extension BlobReader {
+    public var fileRegion: BlobFileRegion? { nil }
+}
+
+/// A range of an open local file, as NIO sends it with `sendfile(2)`. The file stays open for as
+/// long as this value (or the reader it came from) lives, so a blob evicted meanwhile is still
+/// sent whole: unlinking a file does not take its bytes from an open descriptor.
+public struct BlobFileRegion: Sendable {
+    let file: FileBlobReader.OpenFile
+    /// Where the range starts in the file.
+    public let offset: UInt64
+    /// Bytes the range holds.
+    public let length: UInt64
+
+    /// `length` bytes from `offset` within this range, as a NIO `FileRegion` on the open file.
+    public func region(from start: UInt64, length: UInt64) -> FileRegion {
+        precondition(start + length <= self.length, "a part outside the region")
+        let begin = Int(offset + start)
+        return FileRegion(fileHandle: file.handle, readerIndex: begin, endIndex: begin + Int(length))
+    }
 }
 
 /// A range of a stored file, read with `pread` on NIO's blocking-I/O thread pool into a few
@@ -34,8 +60,7 @@ public struct FileBlobReader: BlobReader {
 
     public var length: UInt64 { UInt64(range.count) }
 
-    /// The open file and range, for a zero-copy writer that sends the file itself (sendfile).
-    public var fileRegion: (file: OpenFile, offset: UInt64, length: UInt64) { (file, range.lowerBound, length) }
+    public var fileRegion: BlobFileRegion? { BlobFileRegion(file: file, offset: range.lowerBound, length: length) }
 
     public func stream(to sink: (ByteBuffer) async throws -> Void) async throws {
         let capacity = Int(min(UInt64(Self.chunkLength), UInt64(range.count)))
@@ -67,15 +92,19 @@ public struct FileBlobReader: BlobReader {
         }
     }
 
-    /// An open file descriptor, closed when the last reader using it is gone.
+    /// An open file descriptor, closed when the last reader or region using it is gone. NIO
+    /// sends a `FileRegion` through a `NIOFileHandle`, which owns the descriptor; `pread` uses
+    /// the same descriptor (a reader either streams or is sent as a region, never both at once).
     public final class OpenFile: Sendable {
-        public let descriptor: Int32
+        let descriptor: Int32
+        let handle: NIOFileHandle
 
         init(descriptor: Int32) {
             self.descriptor = descriptor
+            self.handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
         }
 
-        deinit { close(descriptor) }
+        deinit { try? handle.close() }
     }
 
     /// One reusable buffer. `fill` returns a `ByteBuffer` that shares its storage, which the

@@ -7,7 +7,8 @@ import Testing
 /// glibc's malloc used to keep all of them after the burst (its mmap threshold rose past their
 /// size, so they came from its arenas and stayed there). How much memory the gateway keeps
 /// over time under load is measured in `benchmarks/run` (workload 7); this checks only that a
-/// burst's memory goes back.
+/// burst's memory goes back. On a plain-HTTP listener a cached blob goes out with `sendfile`
+/// and holds no buffers, so the burst runs against a TLS listener, which reads and writes them.
 @Suite(.serialized)
 struct MemoryReleaseTests {
     let skopeo: Skopeo
@@ -33,11 +34,22 @@ struct MemoryReleaseTests {
         let layer = try #require(fixture.layers.first)
         let curl = try #require(ManagedProcess.which("curl"), "curl is not installed")
         let skopeo = skopeo
+        let openssl = try #require(ManagedProcess.which("openssl"))
+        let files = try TemporaryDirectory(prefix: "burst-tls")
+        let cert = files.appending("cert.pem"), key = files.appending("key.pem")
+        let made = try await ManagedProcess.run(openssl, arguments: [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=mirrorgate-test",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key.path, "-out", cert.path,
+        ])
+        #expect(made.status == 0, "\(made.stderr)")
         try await UpstreamRegistry.with { upstream in
             try await skopeo.push(fixture, to: upstream.hostPort, repository: "library/burst")
-            try await GatewayProcess.with(.upstreams([upstream.url])) { gateway in
+            var config = GatewayConfig.upstreams([upstream.url])
+            config.extraYAML = "tls: {cert: \"\(cert.path)\", key: \"\(key.path)\"}\n"
+            try await GatewayProcess.with(config) { gateway in
                 let url = "\(gateway.url)/v2/library/burst/blobs/\(layer.digest)"
-                #expect(try await HTTPFetch.get(url).status == 200)
+                let warm = try await ManagedProcess.run(curl, arguments: ["-sS", "-f", "--cacert", cert.path, "-o", "/dev/null", url])
+                #expect(warm.status == 0, "\(warm.stderr)")
                 let pid = try #require(gateway.pid)
                 let before = try #require(Self.status(pid, "RssAnon"))
 
@@ -48,7 +60,7 @@ struct MemoryReleaseTests {
                         for _ in 0..<64 {
                             group.addTask {
                                 try await ManagedProcess.run(curl, arguments: [
-                                    "-sS", "--limit-rate", "1M", "--max-time", "3", "-o", "/dev/null", url,
+                                    "-sS", "--cacert", cert.path, "--limit-rate", "1M", "--max-time", "3", "-o", "/dev/null", url,
                                 ], timeout: .seconds(30))
                             }
                         }

@@ -35,6 +35,8 @@ public final class CacheJanitor: Service {
     private let leases = Mutex<(readers: [Digest: Int], evicting: Set<Digest>)>(([:], []))
     private let unwritable = Mutex<String?>(nil)
     private let passRunning = Mutex(false)
+    /// Told each object evicted, once its file is gone (in-memory copies drop it).
+    private let evictionObservers = Mutex<[@Sendable (Digest) -> Void]>([])
 
     /// - Parameter reconcileInBackground: run ``reconcileInPages()`` when the service starts,
     ///   beside the rounds (a bucket's listing takes too long to hold up start-up).
@@ -161,6 +163,11 @@ public final class CacheJanitor: Service {
 
     // MARK: Eviction
 
+    /// Calls `observer` with every object this janitor evicts, after its file is removed.
+    public func onEviction(_ observer: @escaping @Sendable (Digest) -> Void) {
+        evictionObservers.withLock { $0.append(observer) }
+    }
+
     /// Evicts least recently used objects until the cache holds at most `target` bytes.
     public func evict(downTo target: UInt64) async throws -> Pass {
         await flushAccesses()
@@ -185,6 +192,7 @@ public final class CacheJanitor: Service {
                 defer { _ = leases.withLock { $0.evicting.remove(object.digest) } }
                 try await metadata.removeObject(object.digest)
                 try await blobs.remove(object.digest)
+                for observer in evictionObservers.withLock({ $0 }) { observer(object.digest) }
                 size -= min(size, object.size)
                 freed += object.size
                 count += 1

@@ -9,10 +9,15 @@ import Synchronization
 /// few hundred bytes each, bounded in number) and manifest bodies (bounded in bytes).
 ///
 /// Invalidation: a manifest is content-addressed and verified, so a cached body is never
-/// wrong, only possibly evicted from disk meanwhile (then this copy is still the same bytes).
-/// A tag answer is replaced whenever this gateway saves a newer one; an answer another replica
-/// saved reaches this one when its own copy is older than the shared index's (``forget(_:)``
-/// is called when the shared store says a tag changed).
+/// wrong; it is dropped when the janitor evicts the object (``forgetBody(_:)``, wired in
+/// ``PullService``), so what this copy serves is what the cache holds and `storage.max_size`
+/// eviction takes it out of service (a `mirrorgate gc` in another process cannot reach this
+/// copy; it is still the same verified bytes). A tag answer is replaced whenever this gateway
+/// saves a newer one (a revalidation that saw the tag move). The index is per process: an
+/// answer another replica saved reaches this one when this one's own answer is past
+/// `tags.refresh_after` (the background revalidation reads the shared index first), so across
+/// replicas a moved tag is served stale for at most `refresh_after`, as within one replica
+/// before its own revalidation; ``forget(_:)`` is for a shared store that announces changes.
 final class HotManifests: Sendable {
     struct TagKey: Hashable, Sendable {
         var registry: String
@@ -101,6 +106,14 @@ final class HotManifests: Sendable {
                     }
                 }
             }
+        }
+    }
+
+    /// Drops the body of `digest` (evicted from the cache).
+    func forgetBody(_ digest: Digest) {
+        state.withLock { s in
+            guard let old = s.bodies.removeValue(forKey: digest) else { return }
+            s.bytes -= old.body.bytes.readableBytes
         }
     }
 

@@ -107,6 +107,7 @@ public final class PullService: Sendable {
         self.metadata = metadata
         self.fetcher = fetcher
         self.logger = logger
+        janitor?.onEviction { [hot] in hot.forgetBody($0) }
     }
 
     // MARK: - Manifests
