@@ -5,8 +5,9 @@ import NIOCore
 import RegistryModel
 import Testing
 
-/// A fresh directory under the system temporary directory, removed by `cleanUp()`.
-struct TemporaryDirectory {
+/// A fresh directory under the system temporary directory, removed by `cleanUp()` or, at the
+/// latest, when the last reference goes (a fixture that holds one needs no `defer`).
+final class TemporaryDirectory: Sendable {
     let path: String
 
     init(_ label: String) throws {
@@ -15,6 +16,10 @@ struct TemporaryDirectory {
     }
 
     func cleanUp() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    deinit {
         try? FileManager.default.removeItem(atPath: path)
     }
 }
