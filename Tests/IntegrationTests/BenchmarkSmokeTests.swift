@@ -6,8 +6,8 @@ import Testing
 /// numeric row for every system, and the chart must be a PNG. No figure is judged here;
 /// performance claims live in benchmarks/results/.
 ///
-/// Needs `docker-registry`, `skopeo`, `nginx` (nginx-light), `wrk` and matplotlib
-/// (python3-matplotlib); `make test` installs them.
+/// Needs `docker-registry`, `skopeo`, `nginx` (nginx-light), `wrk`, matplotlib
+/// (python3-matplotlib) and PostgreSQL 15 (postgresql-15, workload 9); `make test` installs them.
 @Suite(.serialized)
 struct BenchmarkSmokeTests {
     /// The systems each workload must report (workload 5 is measured during 1 and 2).
@@ -19,6 +19,7 @@ struct BenchmarkSmokeTests {
         5: ["mirrorgate", "distribution", "nginx"],
         6: ["mirrorgate", "mirrorgate-norefresh", "mirrorgate-ttl0", "distribution"],
         7: ["mirrorgate", "distribution"],
+        9: ["mirrorgate", "mirrorgate-replicas"],
     ]
 
     @Test func smokeRunReportsEveryWorkloadForEverySystem() async throws {
@@ -66,7 +67,7 @@ struct BenchmarkSmokeTests {
         }
         // The per-workload tables and the goals are there, and nothing is n/a.
         for heading in ["## Goals", "## 1. Warm blob throughput", "## 2. Warm manifest by tag", "## 3. Cold pull",
-                        "concurrent cold pulls", "## 5. Memory and CPU", "## 6. Tag-heavy", "## 7. Soak", "## Machine and versions"] {
+                        "concurrent cold pulls", "## 5. Memory and CPU", "## 6. Tag-heavy", "## 7. Soak", "## 9. Replicas", "## Machine and versions"] {
             #expect(text.contains(heading), "the report lacks \(heading)")
         }
         #expect(!text.contains("n/a"), "the report has a missing figure")
