@@ -252,7 +252,7 @@ for s in ("mirrorgate-replicas", "mirrorgate"):
                  " / ".join(fmt(med(9, s, rv, f"peak_rss_mib_replica{k}"), 0) for k in (1, 2, 3)) if s != "mirrorgate"
                  else fmt(med(9, s, rv, "peak_rss_mib"), 0)])
 table(["system", "upstream MiB", "copies of the image", "upstream requests", "wall s", "min–max", "peak RSS MiB (per replica)"], rows)
-add(f"Warm: `wrk -t{st['wrk_threads']} -d{st['wrk_duration']}` from replica 2, which fetched nothing itself (replica 1 "
+add(f"Warm: `wrk -t{st['wrk_threads']}` (blob: `-c8|64 -d{st.get('blob9_duration', st['wrk_duration'])}`, manifest: `-c16 -d{st['wrk_duration']} --latency`) from replica 2, which fetched nothing itself (replica 1 "
     "was warmed with one pull): the blob's bytes come from the shared directory, the tag from PostgreSQL. CPU is utime + "
     "stime of the serving process over the run (`/proc/PID/stat`); PostgreSQL's own CPU is not in it.")
 add("")
