@@ -99,3 +99,33 @@ wait_clients() {
   for job in $(jobs -p); do case " ${pids[*]} " in *" $job "*) ;; *) wait "$job" || failed=1;; esac; done
   [ $failed -eq 0 ] || { echo "a client failed" >&2; return 1; }
 }
+
+# A throwaway PostgreSQL 15 (Debian's postgresql-15) on 127.0.0.1:PORT, as the integration tests
+# start it: initdb in $work/NAME (through setpriv as the postgres user when root, since initdb
+# refuses root), superuser `mirrorgate` with the password in $work/NAME/pwfile, SCRAM on TCP.
+# Extra arguments go to postgres (`-c key=value`); its log (stderr) goes to $work/NAME.log.
+# Sets ${NAME}_pid; stop_postgres stops it by PID.
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+start_postgres() { # name port [postgres-argument...]
+  local name=$1 port=$2 dir=$work/$1 _; shift 2
+  local -a as=()
+  [ -x "$PG_BIN/postgres" ] || { echo "no PostgreSQL 15 in $PG_BIN: apt-get install postgresql-15 (or set PG_BIN)" >&2; return 1; }
+  mkdir -p "$dir"
+  printf 'bench-%s\n' "$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')" > "$dir/pwfile"
+  if [ "$(id -u)" -eq 0 ]; then
+    as=(setpriv --reuid=postgres --regid=postgres --init-groups --); chmod a+x "$work"; chown -R postgres:postgres "$dir"
+  fi
+  "${as[@]}" "$PG_BIN/initdb" -D "$dir/data" -U mirrorgate --auth-local=trust --auth-host=scram-sha-256 \
+    --pwfile="$dir/pwfile" -E UTF8 --no-sync --no-instructions > "$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+  "${as[@]}" "$PG_BIN/postgres" -D "$dir/data" -c listen_addresses=127.0.0.1 -p "$port" -k "$dir" \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "$@" 2>> "$work/$name.log" &
+  pids+=($!); eval "${name}_pid=$!"
+  for _ in $(seq 300); do "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" && return 0; sleep 0.1; done
+  echo "postgres did not accept connections: $(tail -5 "$work/$name.log")" >&2; return 1
+}
+# Fast shutdown (SIGINT: sessions are cut at once), by PID.
+stop_postgres() { kill -INT "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+pg_sql() { # name port database sql → psql's unaligned, tuples-only output
+  PGPASSWORD=$(cat "$work/$1/pwfile") PGCONNECT_TIMEOUT=10 "$PG_BIN/psql" -h 127.0.0.1 -p "$2" -U mirrorgate -d "$3" \
+    -v ON_ERROR_STOP=1 -X -q -A -t -c "$4"
+}

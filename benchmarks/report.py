@@ -18,8 +18,9 @@ SYSTEMS = ["mirrorgate", "distribution", "nginx"]
 LABEL = {"mirrorgate": "MirrorGate", "distribution": "distribution proxy", "nginx": "nginx (static)",
          "mirrorgate-ttl0": "MirrorGate, tags.ttl 0s", "mirrorgate-tls": "MirrorGate on TLS (no sendfile)",
          "mirrorgate-s3": "MirrorGate, blobs in S3 (streamed)", "mirrorgate-s3-redirect": "MirrorGate, blobs in S3 (307 redirect)",
-         "mirrorgate-norefresh": "MirrorGate, refresh_after = ttl 10m (before)"}
-COLOR = {"mirrorgate": "#2b7bba", "distribution": "#e08a1e", "nginx": "#7a7a7a", "mirrorgate-ttl0": "#8cc0e8", "mirrorgate-norefresh": "#1d4f78", "mirrorgate-tls": "#5aa0d8"}
+         "mirrorgate-norefresh": "MirrorGate, refresh_after = ttl 10m (before)",
+         "mirrorgate-replicas": "MirrorGate, 3 replicas (PostgreSQL, shared directory)"}
+COLOR = {"mirrorgate": "#2b7bba", "distribution": "#e08a1e", "nginx": "#7a7a7a", "mirrorgate-ttl0": "#8cc0e8", "mirrorgate-norefresh": "#1d4f78", "mirrorgate-tls": "#5aa0d8", "mirrorgate-replicas": "#5aa469"}
 BLOB_SYSTEMS = SYSTEMS + ["mirrorgate-tls"]
 BLOB_VARIANTS = (("c8", "8 conns"), ("c64", "64 conns"), ("range-c8", "Range, 8 conns"))
 MANIFEST_VARIANTS = (("manifest", "manifest by tag"), ("digest", "manifest by digest"), ("base", "GET /v2/"))
@@ -121,6 +122,10 @@ g.append(("RSS at idle after the last soak round no higher than distribution's",
 first, last = (by_iteration.get((7, "mirrorgate", "idle_end", "anon_mib", r)) for r in (1, soak_rounds))
 g.append(("anonymous memory at idle does not grow from round to round (last ≤ first + 10 % + 2 MiB)",
           f"{fmt(first)} → {fmt(last)} MiB", first is not None and last is not None and last <= first * 1.1 + 2))
+rv = f"c{st.get('replica_clients', 0)}"
+copies9 = values.get((9, "mirrorgate-replicas", rv, "upstream_copies"), [])
+g.append((f"upstream bytes of {st.get('replica_clients', 0)} concurrent cold pulls across 3 replicas = one copy of the image (≤ 1.01)",
+          f"{max(copies9):.3f} copies (worst iteration)" if copies9 else "n/a", bool(copies9) and max(copies9) <= 1.01))
 add("## Goals")
 add("")
 add("| goal | measured | met |")
@@ -271,6 +276,52 @@ rows = [[LABEL[s], fmt(med(8, s, "c8", "mib_per_s")), fmt(med(8, s, "c8", "reque
          (fmt(med(8, s, "c8", "cpu_s_per_gib"), 3) + " CPU s/GiB") if s == "mirrorgate-s3" else (fmt(med(8, s, "c8", "cpu_us_per_request"), 1) + " CPU µs/request")]
         for s in ("mirrorgate-s3", "mirrorgate-s3-redirect")]
 table(["system", "MiB/s", "requests/s", "p50 ms", "p99 ms", "CPU per unit of work"], rows)
+add("## 9. Replicas: PostgreSQL and a shared directory vs SQLite")
+add("")
+add(f"Three MirrorGate replicas share one PostgreSQL 15 database (`metadata.backend: postgres`, `cluster:` with a peer "
+    "port each) and one `storage.path`; the peer is one MirrorGate on SQLite with its own directory, in the same run. "
+    f"Cold: {st.get('replica_clients', 0)} `skopeo copy` at once, spread round-robin over the replicas (client i on "
+    "replica i mod 3), a fresh database and directory every iteration; the single gateway gets the same number of "
+    "pulls, fresh. Every blob each client wrote is checked against its digest; upstream bytes come from the upstream's "
+    "access log. Peak RSS is each replica's VmHWM over the whole pull.")
+add("")
+rows = []
+for s in ("mirrorgate-replicas", "mirrorgate"):
+    rows.append([LABEL[s] if s != "mirrorgate" else "MirrorGate, 1 (SQLite)", fmt(med(9, s, rv, "upstream_mib"), 1),
+                 fmt(med(9, s, rv, "upstream_copies"), 3), fmt(med(9, s, rv, "upstream_requests"), 0), fmt(med(9, s, rv, "wall_s"), 2),
+                 spread(9, s, rv, "wall_s"),
+                 " / ".join(fmt(med(9, s, rv, f"peak_rss_mib_replica{k}"), 0) for k in (1, 2, 3)) if s != "mirrorgate"
+                 else fmt(med(9, s, rv, "peak_rss_mib"), 0)])
+table(["system", "upstream MiB", "copies of the image", "upstream requests", "wall s", "min–max", "peak RSS MiB (per replica)"], rows)
+add(f"Warm: `wrk -t{st['wrk_threads']}` (blob: `-c8|64 -d{st.get('blob9_duration', st['wrk_duration'])}`, manifest: `-c16 -d{st['wrk_duration']} --latency`) from replica 2, which fetched nothing itself (replica 1 "
+    "was warmed with one pull): the blob's bytes come from the shared directory, the tag from PostgreSQL. CPU is utime + "
+    "stime of the serving process over the run (`/proc/PID/stat`); PostgreSQL's own CPU is not in it.")
+add("")
+rows = []
+for v in ("c8", "c64", "manifest"):
+    for s in ("mirrorgate-replicas", "mirrorgate"):
+        name = LABEL[s] if s != "mirrorgate" else "MirrorGate, 1 (SQLite)"
+        per = (fmt(med(9, s, v, "cpu_s_per_gib"), 2) + " CPU s/GiB") if v != "manifest" else (fmt(med(9, s, v, "cpu_us_per_request"), 1) + " CPU µs/request")
+        rows.append([{"c8": "blob, 8 conns", "c64": "blob, 64 conns", "manifest": "manifest by tag, 16 conns"}[v], name,
+                     fmt(med(9, s, v, "mib_per_s")) if v != "manifest" else "", fmt(med(9, s, v, "requests_per_s")),
+                     spread(9, s, v, "requests_per_s"), fmt(med(9, s, v, "p50_ms"), 3), fmt(med(9, s, v, "p99_ms"), 3), per,
+                     fmt(med(9, s, v, "peak_rss_mib"))])
+table(["workload", "system", "MiB/s", "requests/s", "min–max", "p50 ms", "p99 ms", "CPU per unit of work", "peak RSS MiB"], rows)
+add("Statements sent to PostgreSQL (its log with `log_statement = all`, switched on for these requests only; each "
+    "statement a replica sends is one round trip): a cold manifest by tag and then a cold layer blob through replica 1 "
+    "(on an empty cache), then the same two through replica 2, warm. Each is counted from the request until "
+    f"{st.get('pg_window', 3):g} s after it began (the pull ledger is written in batches once a second). The same "
+    "window with no request, before and after, holds the three replicas' periodic work (budget and cache-usage polls, "
+    "batched access-time updates) and postgres-nio's keep-alives (`SELECT 1;` on a pooled connection idle for 15 s); "
+    "\"the request's own\" leaves out every statement whose text an idle window also has, and the keep-alives.")
+add("")
+rows = []
+for m, name in (("cold_manifest", "cold manifest GET by tag (replica 1)"), ("cold_blob", "cold blob GET (replica 1)"),
+                ("warm_manifest", "warm manifest GET by tag (replica 2)"), ("warm_blob", "warm blob GET (replica 2)"),
+                ("idle_before", "no request (before)"), ("idle_after", "no request (after)")):
+    own = med(9, "mirrorgate-replicas", "statements", m + "_own")
+    rows.append([name, fmt(med(9, "mirrorgate-replicas", "statements", m), 0), fmt(own, 0) if not m.startswith("idle") else ""])
+table(["request", "statements in the window", "the request's own"], rows)
 
 add("## What changed")
 add("")
@@ -290,7 +341,7 @@ add("")
 open(out_md, "w").write("\n".join(md))
 
 # ---- chart
-fig, axes = plt.subplots(2, 4, figsize=(20, 8.5))
+fig, axes = plt.subplots(2, 5, figsize=(25, 8.5))
 fig.suptitle(f"MirrorGate vs distribution proxy vs nginx — {meta['date']}, {mc['cores']} cores, medians of {st['iterations']}",
              fontsize=12)
 
@@ -327,6 +378,11 @@ bars(axes[0][3], "7. soak: RSS at the end of each idle pause", "MiB", [(r, f"rou
      lambda x, grp: by_iteration.get((7, x, "idle_end", "rss_mib", grp[0])))
 bars(axes[1][3], "7. soak: anonymous memory at the end of each idle pause", "MiB", [(r, f"round {r}") for r in rounds],
      SYSTEMS[:2], lambda x, grp: by_iteration.get((7, x, "idle_end", "anon_mib", grp[0])))
+bars(axes[0][4], "9. cold pulls: 3 replicas vs 1 (SQLite)", "", [("upstream_copies", "image copies"), ("wall_s", "wall s")],
+     ["mirrorgate-replicas", "mirrorgate"], lambda s, grp: med(9, s, rv, grp[0]), 2)
+axes[0][4].legend(fontsize=8)
+bars(axes[1][4], "9. warm blob from a replica vs 1 (SQLite)", "MiB/s", [("c8", "8 conns"), ("c64", "64 conns")],
+     ["mirrorgate-replicas", "mirrorgate"], lambda s, grp: med(9, s, grp[0], "mib_per_s"))
 fig.tight_layout()
 fig.savefig(out_png, dpi=100)
 print(f"wrote {out_md} and {out_png}")

@@ -7,7 +7,8 @@ import Testing
 /// performance claims live in benchmarks/results/.
 ///
 /// Needs `docker-registry`, `skopeo`, `nginx` (nginx-light), `wrk`, matplotlib
-/// (python3-matplotlib) and `moto_server` (workload 8); `make test` installs them.
+/// (python3-matplotlib), `moto_server` (workload 8) and PostgreSQL 15 (postgresql-15, workload 9);
+/// `make test` installs them.
 @Suite(.serialized)
 struct BenchmarkSmokeTests {
     /// The systems each workload must report (workload 5 is measured during 1 and 2).
@@ -20,6 +21,7 @@ struct BenchmarkSmokeTests {
         6: ["mirrorgate", "mirrorgate-norefresh", "mirrorgate-ttl0", "distribution"],
         7: ["mirrorgate", "distribution"],
         8: ["mirrorgate-s3", "mirrorgate-s3-redirect"],
+        9: ["mirrorgate", "mirrorgate-replicas"],
     ]
 
     @Test func smokeRunReportsEveryWorkloadForEverySystem() async throws {
@@ -39,7 +41,7 @@ struct BenchmarkSmokeTests {
             environment: ["MIRRORGATE_BIN": binary.path, "TMPDIR": scratch.path],
             workingDirectory: root,
             stdoutLog: out.appending("run.log"))
-        let finished = await run.waitForExit(timeout: .seconds(150))
+        let finished = await run.waitForExit(timeout: .seconds(300))
         if !finished { await run.stop() }
         #expect(finished, "benchmarks/run --smoke did not finish in 150 s")
         #expect(run.exitStatus == 0, "benchmarks/run --smoke failed:\n\(run.logTail(lines: 30))")
@@ -67,7 +69,7 @@ struct BenchmarkSmokeTests {
         }
         // The per-workload tables and the goals are there, and nothing is n/a.
         for heading in ["## Goals", "## 1. Warm blob throughput", "## 2. Warm manifest by tag", "## 3. Cold pull",
-                        "concurrent cold pulls", "## 5. Memory and CPU", "## 6. Tag-heavy", "## 7. Soak", "## 8. Warm blob from S3",
+                        "concurrent cold pulls", "## 5. Memory and CPU", "## 6. Tag-heavy", "## 7. Soak", "## 8. Warm blob from S3", "## 9. Replicas",
                         "## Machine and versions"] {
             #expect(text.contains(heading), "the report lacks \(heading)")
         }
