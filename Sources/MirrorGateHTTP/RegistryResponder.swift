@@ -4,7 +4,6 @@ import Hummingbird
 import Logging
 import MirrorGateConfig
 import MirrorGateCore
-import MirrorGateStorage
 import NIOCore
 import RegistryModel
 
