@@ -4,7 +4,7 @@ import MirrorGateStorage
 import Testing
 
 /// The database goes away while the gateway runs, then comes back. Its own server: it stops it.
-@Suite("PostgreSQL outage", .enabled(if: postgresAvailable, Comment(rawValue: PostgresServer.skipMessage)))
+@Suite("PostgreSQL outage", .enabled(if: postgresAvailable, Comment(rawValue: PostgresServer.skipMessage)), .timeLimit(.minutes(3)))
 struct PostgresOutageTests {
     typealias Check = MetadataStoreChecklist
 
