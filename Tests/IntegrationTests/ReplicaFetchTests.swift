@@ -49,42 +49,54 @@ struct ReplicaFetchTests {
         try await front.requests().filter { $0.hasPrefix("GET /v2/\(repository)/blobs/\(digest)") }
     }
 
-    // MARK: - One fetch per blob
-
-    /// A 48 MiB cold blob asked of replica A and replica B at the same moment: one upstream
-    /// GET; both clients get the blob's bytes.
-    @Test func theSameColdBlobOnTwoReplicasReachesTheUpstreamOnce() async throws {
-        let fixture = try ImageFixture.make(.ociImage, layerSizes: [48 * Self.MiB], layerFormat: .random)
+    /// A one-layer image of `layerSize` random bytes pushed to a real registry as `repository`,
+    /// a front that sends its blobs at `bytesPerSecond` (so "halfway" and "at once" are
+    /// reliable), and `count` replicas whose upstream is the front; everything is stopped after.
+    func withThrottledReplicas(
+        layerSize: Int, repository: String, bytesPerSecond: Int, count: Int,
+        _ body: (UpstreamRegistry, RegistryFront, ContentDescriptor, ReplicaSet) async throws -> Void
+    ) async throws {
+        let fixture = try ImageFixture.make(.ociImage, layerSizes: [layerSize], layerFormat: .random)
         let layer = try #require(fixture.layers.first)
-        let repository = "library/shared"
         try await UpstreamRegistry.with { upstream in
             try await skopeo.push(fixture, to: upstream.hostPort, repository: repository)
-            // Slow enough that both requests are in before the fetch ends.
             let front = try await RegistryFront.start(backend: upstream.url)
-            try await front.setMode(json: #"{"blob_rate": 16777216}"#)
             do {
-                try await ReplicaSet.with(.upstreams([front.url]), count: 2) { set in
-                    let (a, b) = (set.replicas[0], set.replicas[1])
-                    upstream.clearRequests()
-                    async let onA = HTTPFetch.get(Self.blobURL(a, repository, layer.digest), timeout: .seconds(120))
-                    async let onB = HTTPFetch.get(Self.blobURL(b, repository, layer.digest), timeout: .seconds(120))
-                    let (ra, rb) = try await (onA, onB)
-                    #expect(ra.status == 200, "A: \(ra.status) \(ra.text.prefix(300))")
-                    #expect(rb.status == 200, "B: \(rb.status) \(rb.text.prefix(300))")
-                    #expect(Self.sha256(ra.body) == layer.digest, "A's bytes do not hash to the digest")
-                    #expect(Self.sha256(rb.body) == layer.digest, "B's bytes do not hash to the digest")
-                    try await Task.sleep(for: .milliseconds(500))
-                    let gets = Self.blobGETs(upstream, repository: repository, digest: layer.digest)
-                    #expect(gets.count == 1, "upstream blob GETs: \(gets); A's log:\n\(a.logTail(lines: 20))\nB's log:\n\(b.logTail(lines: 20))")
-                    let cache = Self.cache(set)
-                    #expect(cache.contains(layer.digest))
-                    #expect(cache.verifyBlobs() == [])
+                try await front.setMode(json: #"{"blob_rate": \#(bytesPerSecond)}"#)
+                try await ReplicaSet.with(.upstreams([front.url]), count: count) { set in
+                    try await body(upstream, front, layer, set)
                 }
             } catch {
                 await front.stop()
                 throw error
             }
             await front.stop()
+        }
+    }
+
+    // MARK: - One fetch per blob
+
+    /// A 48 MiB cold blob asked of replica A and replica B at the same moment: one upstream
+    /// GET; both clients get the blob's bytes.
+    @Test func theSameColdBlobOnTwoReplicasReachesTheUpstreamOnce() async throws {
+        let repository = "library/shared"
+        // Slow enough that both requests are in before the fetch ends.
+        try await withThrottledReplicas(layerSize: 48 * Self.MiB, repository: repository, bytesPerSecond: 16777216, count: 2) { upstream, front, layer, set in
+            let (a, b) = (set.replicas[0], set.replicas[1])
+            upstream.clearRequests()
+            async let onA = HTTPFetch.get(Self.blobURL(a, repository, layer.digest), timeout: .seconds(120))
+            async let onB = HTTPFetch.get(Self.blobURL(b, repository, layer.digest), timeout: .seconds(120))
+            let (ra, rb) = try await (onA, onB)
+            #expect(ra.status == 200, "A: \(ra.status) \(ra.text.prefix(300))")
+            #expect(rb.status == 200, "B: \(rb.status) \(rb.text.prefix(300))")
+            #expect(Self.sha256(ra.body) == layer.digest, "A's bytes do not hash to the digest")
+            #expect(Self.sha256(rb.body) == layer.digest, "B's bytes do not hash to the digest")
+            try await Task.sleep(for: .milliseconds(500))
+            let gets = Self.blobGETs(upstream, repository: repository, digest: layer.digest)
+            #expect(gets.count == 1, "upstream blob GETs: \(gets); A's log:\n\(a.logTail(lines: 20))\nB's log:\n\(b.logTail(lines: 20))")
+            let cache = Self.cache(set)
+            #expect(cache.contains(layer.digest))
+            #expect(cache.verifyBlobs() == [])
         }
     }
 
@@ -108,38 +120,25 @@ struct ReplicaFetchTests {
         let environment = ProcessInfo.processInfo.environment
         let replicaCount = max(1, min(3, environment["REPLICA_FIGURE_REPLICAS"].flatMap { Int($0) } ?? 3))
         let clientCount = max(1, environment["REPLICA_FIGURE_CLIENTS"].flatMap { Int($0) } ?? 24)
-        let fixture = try ImageFixture.make(.ociImage, layerSizes: [32 * Self.MiB], layerFormat: .random)
-        let layer = try #require(fixture.layers.first)
         let repository = "library/fanout"
-        try await UpstreamRegistry.with { upstream in
-            try await skopeo.push(fixture, to: upstream.hostPort, repository: repository)
-            let front = try await RegistryFront.start(backend: upstream.url)
-            try await front.setMode(json: #"{"blob_rate": 16777216}"#)
-            do {
-                try await ReplicaSet.with(.upstreams([front.url]), count: replicaCount) { set in
-                    let replicas = set.replicas
-                    upstream.clearRequests()
-                    let urls = (0..<clientCount).map { Self.blobURL(replicas[$0 % replicaCount], repository, layer.digest) }
-                    let results = try await withThrowingTaskGroup(of: (status: Int, bytes: Int, digest: String).self) { group in
-                        for url in urls { group.addTask { try await Self.streamedGET(url) } }
-                        return try await group.reduce(into: []) { $0.append($1) }
-                    }
-                    #expect(results.count == clientCount)
-                    for result in results {
-                        #expect(result.status == 200 && result.bytes == layer.size && result.digest == layer.digest, "a client got \(result)")
-                    }
-                    try await Task.sleep(for: .milliseconds(500))
-                    let gets = Self.blobGETs(upstream, repository: repository, digest: layer.digest)
-                    let copies = Double(gets.reduce(0) { $0 + $1.bytes }) / Double(layer.size)
-                    print("replicas=\(replicaCount) clients=\(clientCount) blob=\(layer.size) upstream_gets=\(gets.count) upstream_copies=\(String(format: "%.2f", copies))")
-                    #expect(gets.count == 1, "upstream blob GETs: \(gets)")
-                    #expect(copies == 1.0)
-                }
-            } catch {
-                await front.stop()
-                throw error
+        try await withThrottledReplicas(layerSize: 32 * Self.MiB, repository: repository, bytesPerSecond: 16777216, count: replicaCount) { upstream, front, layer, set in
+            let replicas = set.replicas
+            upstream.clearRequests()
+            let urls = (0..<clientCount).map { Self.blobURL(replicas[$0 % replicaCount], repository, layer.digest) }
+            let results = try await withThrowingTaskGroup(of: (status: Int, bytes: Int, digest: String).self) { group in
+                for url in urls { group.addTask { try await Self.streamedGET(url) } }
+                return try await group.reduce(into: []) { $0.append($1) }
             }
-            await front.stop()
+            #expect(results.count == clientCount)
+            for result in results {
+                #expect(result.status == 200 && result.bytes == layer.size && result.digest == layer.digest, "a client got \(result)")
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let gets = Self.blobGETs(upstream, repository: repository, digest: layer.digest)
+            let copies = Double(gets.reduce(0) { $0 + $1.bytes }) / Double(layer.size)
+            print("replicas=\(replicaCount) clients=\(clientCount) blob=\(layer.size) upstream_gets=\(gets.count) upstream_copies=\(String(format: "%.2f", copies))")
+            #expect(gets.count == 1, "upstream blob GETs: \(gets)")
+            #expect(copies == 1.0)
         }
     }
 
@@ -150,50 +149,37 @@ struct ReplicaFetchTests {
     /// lease, takes the fetch over (continuing with a Range request), and its client gets the
     /// whole, correct blob. Until the kill the upstream saw one GET, afterwards at most two.
     @Test func killingTheFetchingReplicaHalfwayLetsAnotherTakeOver() async throws {
-        let fixture = try ImageFixture.make(.ociImage, layerSizes: [32 * Self.MiB], layerFormat: .random)
-        let layer = try #require(fixture.layers.first)
         let repository = "library/takeover"
-        try await UpstreamRegistry.with { upstream in
-            try await skopeo.push(fixture, to: upstream.hostPort, repository: repository)
-            let front = try await RegistryFront.start(backend: upstream.url)
-            try await front.setMode(json: #"{"blob_rate": 2097152}"#)
-            do {
-                try await ReplicaSet.with(.upstreams([front.url]), count: 2) { set in
-                    let (a, b) = (set.replicas[0], set.replicas[1])
-                    upstream.clearRequests()
-                    let onA = Task { try? await HTTPFetch.get(Self.blobURL(a, repository, layer.digest), timeout: .seconds(120)) }
-                    let seen = ContinuousClock.now
-                    while try await Self.frontGETs(front, repository: repository, digest: layer.digest).isEmpty {
-                        #expect(ContinuousClock.now - seen < .seconds(20), "A never asked the upstream for the blob")
-                        if ContinuousClock.now - seen > .seconds(20) { return }
-                        try await Task.sleep(for: .milliseconds(50))
-                    }
-                    let onB = Task { try await HTTPFetch.get(Self.blobURL(b, repository, layer.digest), timeout: .seconds(180)) }
-                    // About 10 of 32 MiB in: B follows A by now.
-                    try await Task.sleep(for: .seconds(5))
-                    let before = try await Self.frontGETs(front, repository: repository, digest: layer.digest)
-                    #expect(before.count == 1, "before the kill both replicas should share one upstream GET: \(before)")
-                    a.kill(signal: SIGKILL)
-                    _ = await onA.value
-                    let rb = try await onB.value
-                    #expect(rb.status == 200, "B: \(rb.status) \(rb.text.prefix(300))\n\(b.logTail(lines: 30))")
-                    #expect(rb.body.count == layer.size, "B got \(rb.body.count) of \(layer.size) bytes")
-                    #expect(Self.sha256(rb.body) == layer.digest, "B's bytes do not hash to the digest")
-                    let after = try await Self.frontGETs(front, repository: repository, digest: layer.digest)
-                    #expect(after.count <= 2, "the upstream was asked more than once more: \(after)")
-                    // The takeover continues at the offset B had followed to: a Range request.
-                    #expect(after.count < 2 || after[1].hasSuffix(" 206"), "the takeover started over instead of resuming: \(after)")
-                    #expect(b.logText().contains("taking over a blob fetch from another replica"), "B never took the fetch over:\n\(b.logTail(lines: 30))")
-                    // Nothing unverified was stored: every blob file hashes to its name.
-                    let cache = Self.cache(set)
-                    #expect(cache.contains(layer.digest))
-                    #expect(cache.verifyBlobs() == [])
-                }
-            } catch {
-                await front.stop()
-                throw error
+        try await withThrottledReplicas(layerSize: 32 * Self.MiB, repository: repository, bytesPerSecond: 2097152, count: 2) { upstream, front, layer, set in
+            let (a, b) = (set.replicas[0], set.replicas[1])
+            upstream.clearRequests()
+            let onA = Task { try? await HTTPFetch.get(Self.blobURL(a, repository, layer.digest), timeout: .seconds(120)) }
+            let seen = ContinuousClock.now
+            while try await Self.frontGETs(front, repository: repository, digest: layer.digest).isEmpty {
+                #expect(ContinuousClock.now - seen < .seconds(20), "A never asked the upstream for the blob")
+                if ContinuousClock.now - seen > .seconds(20) { return }
+                try await Task.sleep(for: .milliseconds(50))
             }
-            await front.stop()
+            let onB = Task { try await HTTPFetch.get(Self.blobURL(b, repository, layer.digest), timeout: .seconds(180)) }
+            // About 10 of 32 MiB in: B follows A by now.
+            try await Task.sleep(for: .seconds(5))
+            let before = try await Self.frontGETs(front, repository: repository, digest: layer.digest)
+            #expect(before.count == 1, "before the kill both replicas should share one upstream GET: \(before)")
+            a.kill(signal: SIGKILL)
+            _ = await onA.value
+            let rb = try await onB.value
+            #expect(rb.status == 200, "B: \(rb.status) \(rb.text.prefix(300))\n\(b.logTail(lines: 30))")
+            #expect(rb.body.count == layer.size, "B got \(rb.body.count) of \(layer.size) bytes")
+            #expect(Self.sha256(rb.body) == layer.digest, "B's bytes do not hash to the digest")
+            let after = try await Self.frontGETs(front, repository: repository, digest: layer.digest)
+            #expect(after.count <= 2, "the upstream was asked more than once more: \(after)")
+            // The takeover continues at the offset B had followed to: a Range request.
+            #expect(after.count < 2 || after[1].hasSuffix(" 206"), "the takeover started over instead of resuming: \(after)")
+            #expect(b.logText().contains("taking over a blob fetch from another replica"), "B never took the fetch over:\n\(b.logTail(lines: 30))")
+            // Nothing unverified was stored: every blob file hashes to its name.
+            let cache = Self.cache(set)
+            #expect(cache.contains(layer.digest))
+            #expect(cache.verifyBlobs() == [])
         }
     }
 
